@@ -1,0 +1,208 @@
+"""Rule documents (format v2, backward compatible with v1) and the rule book of a tenant.
+
+A rule document is plain data (JSON or YAML shaped); ``parse_rules`` validates it and reports
+every problem with its path, e.g. ``xp[2].points: must be a non-negative integer``. The format is
+documented in docs/rules.md.
+
+A tenant has one active tenant-wide rule set and may have one per course. A course rule set
+applies to events of that course ON TOP of the tenant's rules: its rules are added, and a course
+rule with the same id as a tenant rule replaces it for that course (``points: 0`` switches a
+tenant rule off there). Levels are tenant-wide only, because XP totals are tenant-wide. We chose
+"on top of" rather than "instead of" so a tenant's defaults (logins, course completion) keep
+working in every course without each instructor copying them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from engine.badges import Badge, parse_badge
+from engine.levels import LevelCurve, parse_level_curve
+from engine.streaks import StreakRules, parse_streak_rules
+from engine.xp_rules import (
+    RULE_ID_PATTERN,
+    Conditions,
+    Multiplier,
+    XpRule,
+    parse_multiplier,
+    parse_xp_rule,
+)
+
+__all__ = [
+    "DEFAULT_RULES",
+    "RULE_ID_PATTERN",
+    "Badge",
+    "Conditions",
+    "InvalidRules",
+    "Multiplier",
+    "RuleBook",
+    "RuleSet",
+    "XpRule",
+    "parse_rules",
+]
+
+Scope = Literal["tenant", "course"]
+SECTIONS = {"version", "description", "xp", "levels", "multipliers", "badges", "streaks"}
+
+
+class InvalidRules(ValueError):
+    """A rule document has errors; ``errors`` is a list of ``path: message`` strings."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A validated rule document: XP rules, multipliers and the level curve."""
+
+    xp: tuple[XpRule, ...]
+    levels: LevelCurve
+    multipliers: tuple[Multiplier, ...] = ()
+    badges: tuple[Badge, ...] = ()
+    streaks: StreakRules = field(default_factory=StreakRules)
+    _by_type: dict[str, tuple[XpRule, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[XpRule]] = {}
+        for rule in self.xp:
+            index.setdefault(rule.on, []).append(rule)
+        self._by_type.update({k: tuple(v) for k, v in index.items()})
+
+    def rules_for(self, event_type: str) -> tuple[XpRule, ...]:
+        """The rules for ``event_type``, in document order."""
+        return self._by_type.get(event_type, ())
+
+    def multipliers_for(self, rule_id: str, occurred_at: Any) -> list[Multiplier]:
+        return [m for m in self.multipliers if m.applies(rule_id, occurred_at)]
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """A tenant's active rules: the tenant-wide set plus the course sets, merged per course."""
+
+    tenant: RuleSet
+    courses: Mapping[str, RuleSet] = field(default_factory=dict)
+    _merged: dict[str, RuleSet] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def levels(self) -> LevelCurve:
+        return self.tenant.levels
+
+    def for_course(self, course: str | None) -> RuleSet:
+        """The rules for an event of ``course`` (the tenant's alone when it has no course set)."""
+        if course is None or course not in self.courses:
+            return self.tenant
+        merged = self._merged.get(course)
+        if merged is None:
+            merged = merge(self.tenant, self.courses[course])
+            self._merged[course] = merged
+        return merged
+
+
+def merge(tenant: RuleSet, course: RuleSet) -> RuleSet:
+    """Tenant rules with the course's on top: same id replaces, new ids are added after."""
+    overridden = {rule.id for rule in course.xp}
+    replaced = {m.id for m in course.multipliers}
+    rebadged = {b.id for b in course.badges}
+    return RuleSet(
+        xp=tuple(r for r in tenant.xp if r.id not in overridden) + course.xp,
+        levels=tenant.levels,
+        multipliers=tuple(m for m in tenant.multipliers if m.id not in replaced)
+        + course.multipliers,
+        badges=tuple(b for b in tenant.badges if b.id not in rebadged) + course.badges,
+        streaks=tenant.streaks,
+    )
+
+
+DEFAULT_RULES: dict[str, Any] = {
+    "xp": [
+        {"id": "session-started", "on": "session.started", "points": 1},
+        {"id": "lesson-completed", "on": "lesson.completed", "points": 10},
+        {"id": "quiz-submitted", "on": "quiz.submitted", "points": 20, "per_score": True},
+        {"id": "assignment-graded", "on": "assignment.graded", "points": 30, "per_score": True},
+        {"id": "course-completed", "on": "course.completed", "points": 100},
+        {"id": "deal-won", "on": "deal.won", "points": 50},
+    ],
+    "levels": {"formula": {"base": 100, "exponent": 1.5}},
+}
+
+
+def _list(document: Mapping[str, Any], key: str, what: str, errors: list[str]) -> list[Any]:
+    raw = document.get(key, [])
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.append(f"{key}: must be a list of {what}")
+        return []
+    return raw
+
+
+def parse_rules(document: Any, *, scope: Scope = "tenant") -> RuleSet:
+    """Validate a rule document; raise ``InvalidRules`` with every error and its path.
+
+    ``scope="course"`` checks a course rule set, which may not define levels.
+    """
+    errors: list[str] = []
+    if not isinstance(document, Mapping):
+        raise InvalidRules(["$: a rule set must be an object"])
+    errors.extend(f"{key}: unknown section" for key in sorted(set(document) - SECTIONS))
+    version = document.get("version", 1)
+    if isinstance(version, bool) or version not in (1, 2):
+        errors.append("version: must be 1 or 2")
+    if "description" in document and not isinstance(document["description"], str):
+        errors.append("description: must be text")
+
+    seen: set[str] = set()
+    xp_rules = [
+        rule
+        for i, raw in enumerate(_list(document, "xp", "rules", errors))
+        if (rule := parse_xp_rule(raw, f"xp[{i}]", seen, errors)) is not None
+    ]
+    seen_multipliers: set[str] = set()
+    multipliers = [
+        m
+        for i, raw in enumerate(_list(document, "multipliers", "multipliers", errors))
+        if (m := parse_multiplier(raw, f"multipliers[{i}]", seen_multipliers, errors)) is not None
+    ]
+    seen_badges: set[str] = set()
+    badges = [
+        b
+        for i, raw in enumerate(_list(document, "badges", "badges", errors))
+        if (b := parse_badge(raw, f"badges[{i}]", seen_badges, errors)) is not None
+    ]
+    if scope == "tenant":
+        # A course set may name the tenant's rules, which it cannot see here.
+        for i, m in enumerate(multipliers):
+            for rule_id in sorted((m.rules or frozenset()) - seen):
+                errors.append(f"multipliers[{i}].rules: unknown rule id {rule_id!r}")
+
+    streaks = StreakRules()
+    if scope == "course" and "streaks" in document:
+        errors.append("streaks: only the tenant rule set defines streaks")
+    else:
+        streak_errors: list[str] = []
+        streaks = parse_streak_rules(document.get("streaks"), streak_errors)
+        errors.extend(streak_errors)
+    curve = None
+    if scope == "course" and "levels" in document:
+        errors.append("levels: only the tenant rule set defines levels")
+    else:
+        try:
+            curve = parse_level_curve(document.get("levels", DEFAULT_RULES["levels"]))
+        except ValueError as exc:
+            errors.extend(f"levels{msg}" for msg in str(exc).split("\n"))
+    if errors:
+        raise InvalidRules(errors)
+    if curve is None:
+        curve = parse_level_curve(DEFAULT_RULES["levels"])
+    return RuleSet(
+        xp=tuple(xp_rules),
+        levels=curve,
+        multipliers=tuple(multipliers),
+        badges=tuple(badges),
+        streaks=streaks,
+    )

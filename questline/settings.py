@@ -1,0 +1,156 @@
+"""Every ``QUESTLINE_*`` variable, read once, typed, with a clear error on a bad value.
+
+The rest of the code never reads ``os.environ``: it is handed a ``Settings``. That keeps tests
+honest (they build the settings they need) and keeps configuration in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PREFIX = "QUESTLINE_"
+
+
+class SettingsError(ValueError):
+    """A ``QUESTLINE_*`` variable has a value we cannot use; raised at start-up."""
+
+
+def _int(value: str) -> int:
+    return int(value)
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("not an IANA time zone name") from exc
+    return value
+
+
+def _optional(value: str) -> str | None:
+    return value or None
+
+
+def _address(value: str) -> str | None:
+    if not value:
+        return None
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected host:port, for example 127.0.0.1:9100")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Questline's configuration. Field ``foo_bar`` is read from ``QUESTLINE_FOO_BAR``."""
+
+    # Storage. SQLite is the embedded default; PostgreSQL (psycopg 3) is the production store.
+    database_url: str = "sqlite:///questline.db"
+    # Without a Redis URL Questline runs embedded: Redis emulated in-process, jobs run inline.
+    redis_url: str | None = None
+    # Key prefix for everything Questline keeps in Redis (lets tests and tenants of a shared Redis
+    # live side by side).
+    redis_prefix: str = "ql"
+    queue_name: str = "questline"
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    default_timezone: str = "UTC"
+    # Ingest limits: items per request and bytes per body.
+    max_batch: int = 1000
+    max_body_bytes: int = 5 * 1024 * 1024
+    # Worker: how many inbox rows one job claims, how often a failing event is retried.
+    job_batch_size: int = 500
+    max_attempts: int = 5
+    retry_base_seconds: int = 10
+    # Scheduler: how often it sweeps the inbox for rows whose job was lost.
+    sweep_interval_seconds: int = 5
+    stale_after_seconds: int = 30
+    # Leagues: how long after a week ends (tenant zone) the scheduler closes it, so awards
+    # applied in the week's last moments are in the ledger before it is ranked.
+    league_close_grace_seconds: int = 300
+    web_workers: int = 2
+    # host:port where `questline worker` serves its own Prometheus metrics; unset = off.
+    worker_metrics_address: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Webhook receivers: the largest body a sender may post (413 beyond), default 1 MiB.
+    webhook_max_body_bytes: int = 1024 * 1024
+    # The public base URL (https://questline.example.org) that `connections create` prints and
+    # that HubSpot signs; unset = the URL as the request arrived.
+    public_url: str | None = None
+    # Seconds a platform's LTI key set (JWKS) is cached before it is fetched again.
+    lti_jwks_cache_seconds: int = 3600
+
+    @property
+    def embedded(self) -> bool:
+        """True when there is no Redis server: jobs inline, Redis emulated in-process."""
+        return self.redis_url is None
+
+
+_PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "database_url": str,
+    "redis_url": _optional,
+    "redis_prefix": str,
+    "queue_name": str,
+    "secret_key": str,
+    "default_timezone": _zone,
+    "max_batch": _int,
+    "max_body_bytes": _int,
+    "job_batch_size": _int,
+    "max_attempts": _int,
+    "retry_base_seconds": _int,
+    "sweep_interval_seconds": _int,
+    "stale_after_seconds": _int,
+    "league_close_grace_seconds": _int,
+    "web_workers": _int,
+    "worker_metrics_address": _address,
+    "log_level": str.upper,
+    "log_json": _bool,
+    "webhook_max_body_bytes": _int,
+    "public_url": _optional,
+    "lti_jwks_cache_seconds": _int,
+}
+
+_POSITIVE = {
+    "max_batch",
+    "max_body_bytes",
+    "job_batch_size",
+    "max_attempts",
+    "web_workers",
+    "sweep_interval_seconds",
+    "stale_after_seconds",
+    "webhook_max_body_bytes",
+    "lti_jwks_cache_seconds",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment (or ``environ``); ``overrides`` win over both."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = PREFIX + f.name.upper()
+        if name not in env:
+            continue
+        try:
+            values[f.name] = _PARSERS[f.name](env[name])
+        except ValueError as exc:
+            raise SettingsError(f"{name}={env[name]!r}: {exc}") from exc
+    values.update(overrides)
+    for key in _POSITIVE:
+        if key in values and int(values[key]) <= 0:
+            raise SettingsError(f"{PREFIX}{key.upper()} must be a positive integer")
+    return replace(Settings(), **values)

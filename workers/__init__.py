@@ -1,0 +1,1 @@
+"""Jobs: claim batches from the inbox, run the engine, apply its decisions, update boards."""
