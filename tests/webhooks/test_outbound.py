@@ -1,0 +1,145 @@
+"""Outbound: outbox rows written in the caller's transaction, delivered signed per Standard
+Webhooks to a real HTTP server on loopback, retried with backoff, every attempt logged."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from questline.db import Database
+from tests.conftest import TenantHandle
+from webhooks.models import WebhookOutbox
+from webhooks.outbound import (
+    SubscriptionError,
+    backoff,
+    deliver_due,
+    delivery_log,
+    record,
+    subscribe,
+)
+
+
+class Receiver:
+    """A loopback HTTP endpoint that answers the next statuses in ``plan`` and keeps requests."""
+
+    def __init__(self) -> None:
+        self.plan: list[int] = []
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(outer.plan.pop(0) if outer.plan else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The Standard Webhooks check written from the spec, independent of our signer."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return f"v1,{expected}" in headers["webhook-signature"].split(" ")
+
+
+def test_record_writes_in_the_callers_transaction_once_per_key(
+    db: Database, tenant: TenantHandle, other_tenant: TenantHandle
+) -> None:
+    with db.session() as session:
+        subscribe(session, tenant.id, "https://a.example/h", ["badge.awarded"])
+        subscribe(session, tenant.id, "https://b.example/h", ["badge.awarded", "level.reached"])
+        subscribe(session, other_tenant.id, "https://c.example/h", ["badge.awarded"])
+    with db.session() as session:
+        assert record(session, tenant.id, "badge.awarded", {"badge": "b1"}, "award:1") == 2
+        assert record(session, tenant.id, "level.reached", {"level": 2}, "level:1") == 1
+        assert record(session, tenant.id, "badge.awarded", {"badge": "b1"}, "award:1") == 0
+        assert record(session, tenant.id, "quest.completed", {}, "quest:1") == 0
+    # A rolled-back award leaves no notification behind.
+    with pytest.raises(RuntimeError), db.session() as session:
+        record(session, tenant.id, "badge.awarded", {"badge": "b2"}, "award:2")
+        raise RuntimeError("the award transaction failed")
+    with db.sessions() as session:
+        keys = session.scalars(
+            select(WebhookOutbox.key).where(WebhookOutbox.tenant_id == tenant.id)
+        )
+        assert sorted(keys) == ["award:1", "award:1", "level:1"]
+        assert (
+            session.scalars(
+                select(WebhookOutbox.id).where(WebhookOutbox.tenant_id == other_tenant.id)
+            ).all()
+            == []
+        )
+    with db.sessions() as session, pytest.raises(ValueError):
+        record(session, tenant.id, "xp.changed", {}, "k")
+    with db.session() as session, pytest.raises(SubscriptionError):
+        subscribe(session, tenant.id, "ftp://x", ["badge.awarded"])
+
+
+def test_signed_delivery_retries_with_backoff_and_logs_every_attempt(
+    db: Database, tenant: TenantHandle, receiver: Receiver
+) -> None:
+    with db.session() as session:
+        _, secret = subscribe(session, tenant.id, receiver.url, ["level.reached"])
+        record(session, tenant.id, "level.reached", {"player_id": 7, "level": 3}, "lvl:7:3")
+    receiver.plan = [500, 503]
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    first = deliver_due(db, now)
+    assert (first.delivered, first.retrying) == (0, 1)
+    assert deliver_due(db, now).retrying == 0  # not due again before the backoff
+    second = deliver_due(db, now + backoff(1))
+    assert second.retrying == 1
+    third = deliver_due(db, now + backoff(1) + backoff(2))
+    assert third.delivered == 1
+    assert len(receiver.requests) == 3
+    ids = {headers["webhook-id"] for headers, _ in receiver.requests}
+    assert len(ids) == 1  # the same message id on every retry: the receiver can dedupe
+    for headers, body in receiver.requests:
+        assert _verify(secret, headers, body)
+        assert json.loads(body)["data"] == {"player_id": 7, "level": 3}
+        assert json.loads(body)["type"] == "level.reached"
+    with db.sessions() as session:
+        (entry,) = delivery_log(session, tenant.id)
+    assert entry["status"] == "delivered" and entry["attempts"] == 3
+    assert [a["status"] for a in entry["log"]] == [500, 503, 204]
+    assert backoff(1) == timedelta(seconds=30) and backoff(3) == timedelta(seconds=120)
+
+
+def test_unreachable_endpoint_fails_after_max_attempts(db: Database, tenant: TenantHandle) -> None:
+    with db.session() as session:
+        subscribe(session, tenant.id, "http://127.0.0.1:1/nothing", ["badge.awarded"])
+        record(session, tenant.id, "badge.awarded", {"badge": "x"}, "award:x")
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    for _ in range(3):
+        deliver_due(db, at, max_attempts=3)
+        at += timedelta(hours=7)
+    with db.sessions() as session:
+        (entry,) = delivery_log(session, tenant.id)
+    assert entry["status"] == "failed" and entry["attempts"] == 3
+    assert all(a["status"] is None and "ConnectionError" in a["error"] for a in entry["log"])
