@@ -1,0 +1,210 @@
+"""Assignment and Grade Services: a learner's progress (XP toward the course's goal) posted as a
+score on a line item Questline creates, through an outbox delivered by a retrying job.
+
+Optional per course: nothing is posted until an instructor turns it on with a goal. Rows are
+queued in a transaction (on a learner's launch, when grades are turned on, and by
+``questline lti grades sync`` on a schedule), then ``deliver_due`` posts them with no database
+transaction open during the HTTP calls, and records each result: sent, or retried with
+exponential backoff until QUESTLINE_MAX_ATTEMPTS, then ``dead`` for an operator to see.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import requests
+from pylti1p3.assignments_grades import AssignmentsGradesService
+from pylti1p3.exception import LtiException
+from pylti1p3.grade import Grade
+from pylti1p3.lineitem import LineItem
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti import services
+from lti.errors import LtiRejected
+from lti.keys import KeyUnavailable, SigningKeyCache
+from lti.models import LtiCourse, LtiCourseMember, LtiLineItem, LtiScorePost
+from lti.visits import is_instructor
+from questline.db import Database
+from questline.ingest import upsert_ignore
+from questline.models import Player
+from questline.settings import Settings
+
+log = logging.getLogger("questline.lti.grades")
+LINE_ITEM_TAG = "questline-progress"
+LINE_ITEM_LABEL = "Questline progress"
+SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+
+
+def enable(session: Session, course: LtiCourse, goal_xp: int, now: datetime) -> int:
+    """Turn grade posting on for a course and queue every learner's current progress."""
+    if goal_xp <= 0:
+        raise LtiRejected("invalid_choice", "the XP goal must be a positive number")
+    if not course.ags_lineitems_url or SCORE_SCOPE not in (course.ags_scopes or []):
+        raise LtiRejected("ags_unavailable", "the platform offers no grade service for this course")
+    course.ags_enabled = True
+    course.ags_goal_xp = goal_xp
+    return queue_progress(session, course, None, now)
+
+
+def queue_progress(
+    session: Session, course: LtiCourse, player_ids: list[int] | None, now: datetime
+) -> int:
+    """Queue score posts for the course's learners (or only ``player_ids``)."""
+    if not course.ags_enabled or not course.ags_goal_xp:
+        return 0
+    query = (
+        select(
+            LtiCourseMember.player_id, LtiCourseMember.user_sub, LtiCourseMember.roles, Player.xp
+        )
+        .join(Player, Player.id == LtiCourseMember.player_id)
+        .where(LtiCourseMember.course_id == course.id)
+    )
+    if player_ids is not None:
+        query = query.where(LtiCourseMember.player_id.in_(player_ids))
+    goal = float(course.ags_goal_xp)
+    count = 0
+    for player_id, sub, roles, xp in session.execute(query):
+        if is_instructor(roles):
+            continue
+        session.add(
+            LtiScorePost(
+                tenant_id=course.tenant_id,
+                course_id=course.id,
+                player_id=player_id,
+                user_sub=sub,
+                score_given=min(float(xp), goal),
+                score_maximum=goal,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        count += 1
+    return count
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    next_due: datetime | None = None
+
+
+def deliver_due(
+    database: Database, settings: Settings, keys: SigningKeyCache, now: datetime, limit: int = 200
+) -> DeliveryStats:
+    """Post every due score; no transaction is open while the HTTP calls run."""
+    stats = DeliveryStats()
+    with database.sessions() as session:
+        rows = session.scalars(
+            select(LtiScorePost)
+            .where(LtiScorePost.status == "pending", LtiScorePost.next_attempt_at <= now)
+            .order_by(LtiScorePost.id)
+            .limit(limit)
+        ).all()
+        by_course: dict[int, list[LtiScorePost]] = {}
+        for row in rows:
+            by_course.setdefault(row.course_id, []).append(row)
+        outcomes: dict[int, str | None] = {}
+        created: list[LtiLineItem] = []
+        for course_id, posts in by_course.items():
+            course = session.get(LtiCourse, course_id)
+            assert course is not None
+            try:
+                service = services.ags(services.connector(session, course, keys), course)
+                line_item, new = _line_item(session, service, course)
+                if new is not None:
+                    created.append(new)
+            except (LtiException, requests.RequestException, KeyUnavailable) as exc:
+                outcomes.update({p.id: f"line item: {exc}" for p in posts})
+                continue
+            for post in posts:
+                outcomes[post.id] = _post(service, line_item, post, now)
+        session.rollback()  # nothing was written while the HTTP calls ran
+    with database.session() as session:
+        for item in created:
+            session.execute(
+                upsert_ignore(session, LtiLineItem),
+                [
+                    {
+                        "tenant_id": item.tenant_id,
+                        "course_id": item.course_id,
+                        "tag": item.tag,
+                        "lineitem_url": item.lineitem_url,
+                        "score_maximum": item.score_maximum,
+                        "created_at": now,
+                    }
+                ],
+            )
+        for post_id, error in outcomes.items():
+            row = session.get(LtiScorePost, post_id)
+            assert row is not None
+            row.attempts += 1
+            if error is None:
+                row.status, row.sent_at, row.last_error = "sent", now, None
+                stats.sent += 1
+            elif row.attempts >= settings.max_attempts:
+                row.status, row.last_error = "dead", error[:2000]
+                stats.dead += 1
+                log.error("score post gave up", extra={"tenant_id": row.tenant_id, "error": error})
+            else:
+                delay = timedelta(seconds=settings.retry_base_seconds * 2 ** (row.attempts - 1))
+                row.next_attempt_at, row.last_error = now + delay, error[:2000]
+                stats.retried += 1
+                if stats.next_due is None or row.next_attempt_at < stats.next_due:
+                    stats.next_due = row.next_attempt_at
+    return stats
+
+
+def _line_item(
+    session: Session, service: AssignmentsGradesService, course: LtiCourse
+) -> tuple[LineItem, LtiLineItem | None]:
+    stored = session.scalar(
+        select(LtiLineItem).where(
+            LtiLineItem.course_id == course.id, LtiLineItem.tag == LINE_ITEM_TAG
+        )
+    )
+    if stored is not None:
+        return LineItem({"id": stored.lineitem_url, "scoreMaximum": stored.score_maximum}), None
+    wanted = (
+        LineItem()
+        .set_tag(LINE_ITEM_TAG)
+        .set_label(LINE_ITEM_LABEL)
+        .set_score_maximum(float(course.ags_goal_xp or 100))
+        .set_resource_id("questline")
+    )
+    item = service.find_or_create_lineitem(wanted)
+    record = LtiLineItem(
+        tenant_id=course.tenant_id,
+        course_id=course.id,
+        tag=LINE_ITEM_TAG,
+        lineitem_url=item.get_id(),
+        score_maximum=float(item.get_score_maximum() or course.ags_goal_xp or 100),
+    )
+    return item, record
+
+
+def _post(
+    service: AssignmentsGradesService, line_item: LineItem, post: LtiScorePost, now: datetime
+) -> str | None:
+    grade = (
+        Grade()
+        .set_score_given(post.score_given)
+        .set_score_maximum(post.score_maximum)
+        .set_user_id(post.user_sub)
+        .set_timestamp(now.isoformat())
+        .set_activity_progress(
+            "Completed" if post.score_given >= post.score_maximum else "InProgress"
+        )
+        .set_grading_progress("FullyGraded")
+    )
+    try:
+        service.put_grade(grade, line_item)
+    except (LtiException, requests.RequestException) as exc:
+        return str(exc) or type(exc).__name__
+    return None

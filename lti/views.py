@@ -1,0 +1,264 @@
+"""The ``/lti/...`` blueprint: JWKS, OIDC login, launch, deep-linking answer, the config page.
+
+Every refusal is an ``LtiRejected`` rendered by this blueprint's handler as a small HTML page
+that names the reason, with a 4xx status; nothing the platform or browser sends becomes a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, make_response, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti import grades, jobs
+from lti.deep_linking import DL_SETTINGS_CLAIM, SIZES, WIDGETS, WINDOWS, WidgetChoice, response_jwt
+from lti.errors import LtiRejected
+from lti.keys import KeyUnavailable, SigningKeyCache, published_jwks
+from lti.models import LtiCourse, LtiCourseMember, LtiLaunch, LtiRegistration
+from lti.protocol import CLAIM, DEPLOYMENT_CLAIM, Launch, Login, LtiRequest
+from lti.tool_config import DbToolConf, JwksCache
+from lti.visits import is_instructor, record_visit
+from questline.models import Player
+from workers.context import Context
+from workers.rulesets import active_rules
+
+log = logging.getLogger("questline.lti")
+bp = Blueprint("lti", __name__, url_prefix="/lti", template_folder="templates")
+
+
+@dataclass
+class LtiState:
+    """Per-app LTI objects: the platform key cache and the tool's decrypted signing key."""
+
+    jwks: JwksCache
+    keys: SigningKeyCache
+
+
+@bp.record_once
+def _setup(state: Any) -> None:
+    settings = state.app.extensions["questline"].settings
+    state.app.extensions["questline_lti"] = LtiState(
+        JwksCache(ttl=settings.lti_jwks_cache_seconds), SigningKeyCache(settings.secret_key)
+    )
+
+
+def ctx() -> Context:
+    return current_app.extensions["questline"]  # type: ignore[no-any-return]
+
+
+def lti_state() -> LtiState:
+    return current_app.extensions["questline_lti"]  # type: ignore[no-any-return]
+
+
+def base_url() -> str:
+    """Questline's public address: QUESTLINE_PUBLIC_URL, else the one this request came to."""
+    return (ctx().settings.public_url or request.url_root).rstrip("/")
+
+
+def tool_config(session: Session) -> DbToolConf:
+    keys = lti_state().keys
+
+    def private_key() -> tuple[str, str]:
+        try:
+            key = keys.current(session)
+        except KeyUnavailable as exc:
+            raise LtiRejected("tool_key_unavailable", str(exc), status=503) from None
+        return key.kid, key.private_pem
+
+    return DbToolConf(session, lti_state().jwks, private_key)
+
+
+@bp.errorhandler(LtiRejected)
+def _rejected(exc: LtiRejected) -> ResponseReturnValue:
+    log.info("lti request refused", extra={"reason": exc.reason, "path": request.path})
+    html = render_template("lti/error.html", reason=exc.reason, message=exc.message)
+    return html, exc.status
+
+
+@bp.get("/jwks")
+def jwks() -> ResponseReturnValue:
+    with ctx().db.sessions() as session:
+        body = published_jwks(session, datetime.now(UTC))
+    response = make_response(body)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """OIDC third-party initiated login. pylti1p3's cookie-check page is not used: the state is
+    kept server-side, so a browser that refuses our cookie can still complete the launch."""
+    params = {**request.args.to_dict(), **request.form.to_dict()}
+    if not params.get("iss") or not params.get("login_hint"):
+        raise LtiRejected("invalid_login", "the login request needs iss and login_hint")
+    req = LtiRequest(params, request.cookies, request.is_secure)
+    with ctx().db.session() as session:
+        flow = Login(req, tool_config(session), session, datetime.now(UTC))
+        url = flow.redirect_url(base_url() + "/lti/launch")
+    response = redirect(url)
+    flow.cookies.update_response(response)
+    return response
+
+
+@bp.post("/launch")
+def launch() -> ResponseReturnValue:
+    now = datetime.now(UTC)
+    req = LtiRequest(request.form.to_dict(), request.cookies, request.is_secure)
+    with ctx().db.session() as session:
+        checked = Launch(req, tool_config(session), session, now).run()
+        registration = checked.registration
+        assert registration is not None
+        claims = checked.claims
+        visit = record_visit(session, registration.tenant_id, registration.id, claims, now)
+        course = session.get(LtiCourse, visit.course_id) if visit.course_id else None
+        scores = 0
+        if course is not None and not visit.instructor:
+            scores = grades.queue_progress(session, course, [visit.player_id], now)
+        sync_roster = course is not None and visit.instructor and bool(course.nrps_url)
+        page = _page_for(session, registration.tenant_id, visit, claims)
+    # Committed: only now wake the workers. The rows are durable, so a failed wake-up costs
+    # latency (the sweep or the next scheduled sync picks them up), never data.
+    _after_commit("wake workers", ctx().dispatcher.wake, bool(visit.inbox_ids))
+    _after_commit("post scores", lambda: jobs.wake_scores(ctx()), scores > 0)
+    _after_commit(
+        "sync the roster",
+        lambda: jobs.request_roster_sync(ctx(), visit.course_id or 0),
+        sync_roster,
+    )
+    return page
+
+
+def _after_commit(what: str, action: Callable[[], None], wanted: bool) -> None:
+    if not wanted:
+        return
+    try:
+        action()
+    except Exception:
+        log.error("after a launch, could not %s", what, exc_info=True)
+
+
+def _page_for(
+    session: Session, tenant_id: int, visit: Any, claims: dict[str, Any]
+) -> ResponseReturnValue:
+    message_type = claims.get(CLAIM + "message_type")
+    roles = claims.get(CLAIM + "roles") or []
+    if message_type == "LtiDeepLinkingRequest":
+        if not is_instructor(roles):
+            raise LtiRejected(
+                "forbidden", "only an instructor can add Questline to a course", status=403
+            )
+        return render_template(
+            "lti/deep_link.html",
+            launch_id=visit.launch_id,
+            widgets=WIDGETS,
+            windows=WINDOWS,
+            sizes=SIZES,
+        )
+    course_title = (claims.get(CLAIM + "context") or {}).get("title")
+    if visit.instructor:
+        members = session.execute(
+            select(Player, LtiCourseMember.roles)
+            .join(LtiCourseMember, LtiCourseMember.player_id == Player.id)
+            .where(LtiCourseMember.course_id == visit.course_id, Player.tenant_id == tenant_id)
+            .order_by(Player.xp.desc(), Player.display_name)
+        ).all()
+        rules = active_rules(session, tenant_id)
+        course = session.get(LtiCourse, visit.course_id)
+        return render_template(
+            "lti/instructor.html",
+            course_title=course_title,
+            course=course,
+            launch_id=visit.launch_id,
+            members=[(p, is_instructor(r)) for p, r in members],
+            rules=rules.xp,
+            base_url=base_url(),
+        )
+    player = session.get(Player, visit.player_id)
+    assert player is not None
+    curve = active_rules(session, tenant_id).levels
+    custom = claims.get(CLAIM + "custom") or {}
+    return render_template(
+        "lti/learner.html",
+        player=player,
+        next_level_xp=curve.xp_for(player.level + 1),
+        widget=WIDGETS.get(custom.get("widget", ""), "Level bar"),
+        options=custom,
+        course_title=course_title,
+    )
+
+
+@bp.post("/deep-link/<launch_id>")
+def deep_link_choice(launch_id: str) -> ResponseReturnValue:
+    """The instructor's widget choice, answered with the signed response form. The launch id
+    in the URL (not a cookie) ties this to the validated deep-linking launch."""
+    choice = WidgetChoice.from_form(request.form.to_dict())
+    now = datetime.now(UTC)
+    with ctx().db.sessions() as session:
+        record = _recent_launch(session, launch_id, now)
+        if record.message_type != "LtiDeepLinkingRequest":
+            raise LtiRejected("wrong_message_type", "this launch was not a deep-linking request")
+        claims = record.claims
+        row = session.get(LtiRegistration, record.registration_id)
+        assert row is not None
+        config = tool_config(session)
+        registration = config.find_registration_by_params(row.issuer, row.client_id)
+        settings = claims.get(DL_SETTINGS_CLAIM) or {}
+        token = response_jwt(
+            registration, claims[DEPLOYMENT_CLAIM], settings, choice, base_url() + "/lti/launch"
+        )
+    return render_template(
+        "lti/deep_link_return.html", return_url=settings["deep_link_return_url"], jwt=token
+    )
+
+
+@bp.post("/grades/<launch_id>")
+def enable_grades(launch_id: str) -> ResponseReturnValue:
+    """An instructor turns on grade posting for the course of their (recent) launch."""
+    raw_goal = request.form.get("goal_xp", "")
+    if not raw_goal.isdigit():
+        raise LtiRejected("invalid_choice", "the XP goal must be a whole number")
+    now = datetime.now(UTC)
+    with ctx().db.session() as session:
+        record = _recent_launch(session, launch_id, now)
+        if not is_instructor(record.claims.get(CLAIM + "roles") or []):
+            raise LtiRejected("forbidden", "only an instructor can change grading", status=403)
+        course = session.get(LtiCourse, record.course_id) if record.course_id else None
+        if course is None:
+            raise LtiRejected("ags_unavailable", "this launch was not in a course")
+        queued = grades.enable(session, course, int(raw_goal), now)
+    _after_commit("post scores", lambda: jobs.wake_scores(ctx()), queued > 0)
+    return render_template("lti/grades_on.html", goal=int(raw_goal), queued=queued)
+
+
+def _recent_launch(session: Session, launch_id: str, now: datetime) -> LtiLaunch:
+    record = session.get(LtiLaunch, launch_id)
+    if record is None or record.expires_at <= now:
+        raise LtiRejected("unknown_launch", "this Questline session is unknown or expired")
+    return record
+
+
+@bp.get("/config")
+def config_page() -> ResponseReturnValue:
+    """The printable page of Questline's own URLs for a platform administrator."""
+    base = base_url()
+    return render_template(
+        "lti/config.html",
+        urls={
+            "Login initiation URL (OIDC)": base + "/lti/login",
+            "Target link / redirect URI": base + "/lti/launch",
+            "Deep linking URL": base + "/lti/launch",
+            "Public keyset URL (JWKS)": base + "/lti/jwks",
+            "Dynamic registration URL": base + "/lti/register",
+        },
+        command=(
+            "questline lti register --tenant T --issuer URL --client-id ID --deployment-id ID "
+            "--auth-login-url URL --auth-token-url URL --key-set-url URL"
+        ),
+    )

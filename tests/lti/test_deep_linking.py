@@ -1,0 +1,82 @@
+"""Deep Linking 2.0 against the independent platform: the instructor picks a widget, the
+platform verifies our signed response against /lti/jwks and keeps the content item."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+from sqlalchemy import select
+
+from lti.models import LtiLaunch
+from questline.models import InboxEvent
+from tests.lti.conftest import LtiWorld
+from tests.lti.platform import parse_form, post_form
+
+
+def _choose(world: LtiWorld, user: str, choice: dict[str, str]) -> tuple[str, object]:
+    browser = world.browser()
+    page = world.platform.launch(browser, world.platform.users[user], hint="deep_link")
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    return page.text, (browser, urljoin(world.tool_url, action.group(1)) if action else None)
+
+
+def test_instructor_picks_a_widget_and_the_platform_accepts_the_link(lti_world: LtiWorld) -> None:
+    page, (browser, action) = _choose(lti_world, "teacher-1", {})
+    assert "Add a Questline widget" in page and action is not None
+    answer = browser.post(  # type: ignore[attr-defined]
+        action, data={"widget": "leaderboard", "window": "week", "anonymise": "1", "size": "large"}
+    )
+    assert answer.status_code == 200, answer.text
+    form = parse_form(answer.text)
+    assert form["_action"] == lti_world.platform.base + "/deep_link_return"
+    returned = post_form(browser, form)  # type: ignore[arg-type]
+    assert returned.status_code == 200, returned.text
+    platform = lti_world.platform
+    assert platform.problems == []
+    [item] = platform.deep_link_items
+    assert item["type"] == "ltiResourceLink"
+    assert item["url"] == lti_world.tool_url + "/lti/launch"
+    assert item["custom"] == {
+        "widget": "leaderboard",
+        "window": "week",
+        "anonymise": "true",
+        "size": "large",
+    }
+    # The request's opaque data came back unchanged.
+    assert platform.deep_link_data == [{"opaque": "round-trip-42"}]
+    # A deep-linking launch is not a visit: no session.started.
+    with lti_world.db.sessions() as session:
+        kinds = session.scalars(
+            select(InboxEvent.event_type).where(InboxEvent.tenant_id == lti_world.tenant_id)
+        ).all()
+        assert kinds == []
+        assert (
+            session.scalar(
+                select(LtiLaunch.message_type).where(LtiLaunch.tenant_id == lti_world.tenant_id)
+            )
+            == "LtiDeepLinkingRequest"
+        )
+
+
+def test_learner_launch_of_the_created_link_shows_that_widget(lti_world: LtiWorld) -> None:
+    platform = lti_world.platform
+    platform.custom = {"widget": "streak", "window": "all_time", "anonymise": "false"}
+    page = platform.launch(lti_world.browser(), platform.users["learner-1"])
+    assert page.status_code == 200
+    assert "<h1>Streak</h1>" in page.text
+
+
+def test_learner_cannot_deep_link(lti_world: LtiWorld) -> None:
+    page, _ = _choose(lti_world, "learner-1", {})
+    assert "forbidden" in page
+
+
+def test_bad_choice_and_unknown_launch_are_4xx(lti_world: LtiWorld) -> None:
+    _page, (browser, action) = _choose(lti_world, "teacher-1", {})
+    bad = browser.post(action, data={"widget": "casino"})  # type: ignore[attr-defined]
+    assert bad.status_code == 400 and "invalid_choice" in bad.text
+    unknown = browser.post(  # type: ignore[attr-defined]
+        lti_world.tool_url + "/lti/deep-link/nope", data={"widget": "level"}
+    )
+    assert unknown.status_code == 400 and "unknown_launch" in unknown.text

@@ -1,0 +1,160 @@
+"""AGS score posts and NRPS roster sync against the independent platform's services: the
+platform issues tokens only after verifying our client assertion against /lti/jwks."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin
+
+from rq import Queue
+from sqlalchemy import select, update
+
+from lti.grades import deliver_due
+from lti.keys import SigningKeyCache
+from lti.models import LtiCourse, LtiCourseMember, LtiLineItem, LtiScorePost
+from lti.roster import sync_course
+from questline.models import Player
+from tests.lti.conftest import LtiWorld
+from tests.lti.platform import LEARNER
+
+
+def _course(world: LtiWorld) -> LtiCourse:
+    with world.db.sessions() as session:
+        course = session.scalar(select(LtiCourse).where(LtiCourse.tenant_id == world.tenant_id))
+        assert course is not None
+        return course
+
+
+def _deliver(world: LtiWorld, now: datetime) -> object:
+    keys = SigningKeyCache(world.ctx.settings.secret_key)
+    return deliver_due(world.db, world.ctx.settings, keys, now)
+
+
+def _queued_jobs(world: LtiWorld) -> list[tuple[str, tuple[object, ...]]]:
+    queue = Queue(world.ctx.settings.queue_name, connection=world.ctx.redis)
+    return [(job.func_name, job.args) for job in queue.jobs]
+
+
+def test_instructor_turns_grades_on_and_scores_reach_the_platform(lti_world: LtiWorld) -> None:
+    platform = lti_world.platform
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    with lti_world.db.session() as session:
+        session.execute(
+            update(Player).where(Player.tenant_id == lti_world.tenant_id).values(xp=250)
+        )
+    browser = lti_world.browser()
+    page = platform.launch(browser, platform.users["teacher-1"])
+    action = re.search(r'action="([^"]*/lti/grades/[^"]+)"', page.text)
+    assert action is not None, page.text
+    answer = browser.post(urljoin(lti_world.tool_url, action.group(1)), data={"goal_xp": "1000"})
+    assert answer.status_code == 200, answer.text
+    assert '<span id="queued">1</span>' in answer.text
+    assert ("lti.jobs.deliver_scores", ()) in _queued_jobs(lti_world)
+
+    stats = _deliver(lti_world, datetime.now(UTC))
+    assert stats.sent == 1  # type: ignore[attr-defined]
+    assert platform.problems == []
+    [item] = platform.line_items
+    assert (item["label"], item["scoreMaximum"], item["tag"]) == (
+        "Questline progress",
+        1000.0,
+        "questline-progress",
+    )
+    [score] = platform.scores
+    assert score["userId"] == "learner-1"
+    assert (score["scoreGiven"], score["scoreMaximum"]) == (250.0, 1000.0)
+    assert score["activityProgress"] == "InProgress"
+
+    # A later visit posts again, on the same line item (created once, found by our table).
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    assert _deliver(lti_world, datetime.now(UTC)).sent == 1  # type: ignore[attr-defined]
+    assert len(platform.line_items) == 1 and len(platform.scores) == 2
+    with lti_world.db.sessions() as session:
+        assert session.scalar(select(LtiLineItem.lineitem_url)) == item["id"]
+
+
+def test_a_refused_score_post_is_retried_with_backoff_then_sent(lti_world: LtiWorld) -> None:
+    platform = lti_world.platform
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    course = _course(lti_world)
+    with lti_world.db.session() as session:
+        from lti.grades import enable
+
+        enable(session, session.get(LtiCourse, course.id), 500, datetime.now(UTC))  # type: ignore[arg-type]
+    platform.fail_scores = 1
+    now = datetime.now(UTC)
+    first = _deliver(lti_world, now)
+    assert (first.sent, first.retried) == (0, 1)  # type: ignore[attr-defined]
+    with lti_world.db.sessions() as session:
+        row = session.scalar(select(LtiScorePost).where(LtiScorePost.course_id == course.id))
+        assert row is not None and row.status == "pending" and row.attempts == 1
+        assert "503" in (row.last_error or "") or "busy" in (row.last_error or "")
+        assert row.next_attempt_at > now
+    assert _deliver(lti_world, now).sent == 0  # type: ignore[attr-defined]  # not due yet
+    later = now + timedelta(seconds=lti_world.ctx.settings.retry_base_seconds + 1)
+    assert _deliver(lti_world, later).sent == 1  # type: ignore[attr-defined]
+    assert len(platform.scores) == 1
+
+
+def test_a_score_post_gives_up_after_max_attempts(lti_world: LtiWorld) -> None:
+    platform = lti_world.platform
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    course = _course(lti_world)
+    with lti_world.db.session() as session:
+        from lti.grades import enable
+
+        enable(session, session.get(LtiCourse, course.id), 500, datetime.now(UTC))  # type: ignore[arg-type]
+    platform.fail_scores = 100
+    when = datetime.now(UTC)
+    for _ in range(lti_world.ctx.settings.max_attempts):
+        _deliver(lti_world, when)
+        when += timedelta(hours=1)
+    with lti_world.db.sessions() as session:
+        row = session.scalar(select(LtiScorePost).where(LtiScorePost.course_id == course.id))
+        assert row is not None and row.status == "dead"
+        assert row.attempts == lti_world.ctx.settings.max_attempts
+
+
+def test_grades_stay_off_until_an_instructor_turns_them_on(lti_world: LtiWorld) -> None:
+    platform = lti_world.platform
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    assert _deliver(lti_world, datetime.now(UTC)).sent == 0  # type: ignore[attr-defined]
+    assert platform.scores == [] and platform.line_items == []
+
+
+def test_instructor_launch_syncs_the_roster(lti_world: LtiWorld) -> None:
+    platform = lti_world.platform
+    for n in range(2, 6):
+        platform.add_user(f"learner-{n}", f"Learner {n}", [LEARNER])
+    assert platform.launch(lti_world.browser(), platform.users["teacher-1"]).status_code == 200
+    course = _course(lti_world)
+    assert ("lti.jobs.sync_roster", (course.id,)) in _queued_jobs(lti_world)
+
+    keys = SigningKeyCache(lti_world.ctx.settings.secret_key)
+    result = sync_course(lti_world.db, keys, course.id, datetime.now(UTC))
+    assert platform.problems == []
+    assert result.members == 6  # five learners and the teacher
+    assert result.created == 5  # the teacher already had a player from the launch
+    with lti_world.db.sessions() as session:
+        names = set(
+            session.scalars(
+                select(Player.display_name).where(Player.tenant_id == lti_world.tenant_id)
+            )
+        )
+        assert {"Learner 2", "Learner 5", "Lea Learner", "Ted Teacher"} <= names
+        members = session.scalars(
+            select(LtiCourseMember).where(LtiCourseMember.course_id == course.id)
+        ).all()
+        assert len(members) == 6
+        synced = session.get(LtiCourse, course.id)
+        assert synced is not None and synced.roster_synced_at is not None
+    # Syncing again creates nobody; a later launch of a synced learner finds their player.
+    again = sync_course(lti_world.db, keys, course.id, datetime.now(UTC))
+    assert again.created == 0
+    assert platform.launch(lti_world.browser(), platform.users["learner-3"]).status_code == 200
+    with lti_world.db.sessions() as session:
+        count = len(
+            session.scalars(select(Player.id).where(Player.tenant_id == lti_world.tenant_id)).all()
+        )
+        assert count == 6
