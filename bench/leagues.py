@@ -1,0 +1,230 @@
+"""Benchmark of weekly leagues at scale: cohort joins/s, standings read p99, week rollover.
+
+Run on demand, never from the test suite::
+
+    .venv/bin/python bench/leagues.py                     # 1,000,000 players
+    .venv/bin/python bench/leagues.py --players 100000    # a quicker run
+
+It drops and recreates its own PostgreSQL database (``questline_bench_leagues``), migrates it,
+and uses its own Redis key prefix (``qlbenchlg``, database 13), deleting only those keys.
+
+What each figure measures, and why this way:
+
+* **Joins/s**: every player earned XP this week (ledger rows loaded with COPY) and holds a
+  tier spread over the ten default tiers; the real ``league_repo.join`` places them in
+  batches of 500 (one worker batch), each in its own transaction with the tier advisory locks,
+  from ``--threads`` threads at once (two workers on two cores by default).
+* **Standings read p99**: ``GET /api/v1/leagues/standings?player=`` through the real Flask app
+  (API key check, membership lookup in PostgreSQL, the cohort from Redis, names, preferences)
+  for random players, after ``rebuild_current`` wrote every cohort to Redis.
+* **Rollover**: ``close_due_weeks`` on the ended week: ranks every cohort from the ledger,
+  promotes and demotes (one UPDATE ... FROM VALUES per 20,000 moves), writes a result and a
+  ``league.finished`` fact per member, two transactions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import statistics
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import redis
+from sqlalchemy import text
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "questline_bench_leagues"
+URL = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+PREFIX = "qlbenchlg"
+# The bench league plays the current week (UTC tenant), so the API reads it as "now".
+WEEK_AT = datetime.now(UTC)
+
+
+def reset() -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    from questline.migrate import upgrade
+
+    upgrade(URL)
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{PREFIX}*", count=5000))
+    for i in range(0, len(keys), 5000):
+        client.delete(*keys[i : i + 5000])
+
+
+def _copy(conn: psycopg.Connection, table: str, columns: str, rows: io.StringIO) -> None:
+    rows.seek(0)
+    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        while chunk := rows.read(1 << 20):
+            copy.write(chunk)
+
+
+def seed(players: int) -> tuple[int, int, list[int]]:
+    """A tenant, its default league, ``players`` players with XP this week and a tier each."""
+    from engine.leagues import week_window
+
+    with psycopg.connect(URL) as conn:
+        tenant_id = conn.execute(
+            "INSERT INTO tenants (name, timezone) VALUES ('bench', 'UTC') RETURNING id"
+        ).fetchone()[0]
+        league_id = conn.execute(
+            "INSERT INTO leagues (tenant_id, scope, enabled, tiers, cohort_size, promote, demote)"
+            " VALUES (%s, 'tenant', true, %s, 30, %s, %s) RETURNING id",
+            (
+                tenant_id,
+                '["Bronze","Silver","Gold","Sapphire","Ruby","Emerald","Amethyst","Pearl",'
+                '"Obsidian","Diamond"]',
+                "[7,7,7,7,7,7,7,7,7,7]",
+                "[5,5,5,5,5,5,5,5,5,5]",
+            ),
+        ).fetchone()[0]
+        buf = io.StringIO()
+        for i in range(players):
+            buf.write(f"{tenant_id}\tp{i}\t{i}\n")
+        _copy(conn, "players", "tenant_id, display_name, xp", buf)
+        ids = [r[0] for r in conn.execute("SELECT id FROM players ORDER BY id")]
+        rng = random.Random(4)
+        ledger, tiers = io.StringIO(), io.StringIO()
+        start = week_window(WEEK_AT, "UTC").start
+        span = max(int((WEEK_AT - start).total_seconds()), 1)
+        for pid in ids:
+            at = (start + timedelta(seconds=rng.randrange(span))).isoformat()
+            xp = rng.randrange(1, 500)
+            ledger.write(f"{tenant_id}\t{pid}\tbench-{pid}\tbench\t{xp}\tbench\t{at}\t{at}\n")
+            tiers.write(f"{league_id}\t{pid}\t{tenant_id}\t{rng.randrange(10)}\n")
+        _copy(
+            conn,
+            "xp_ledger",
+            "tenant_id, player_id, idempotency_key, rule_id, amount, explanation,"
+            " occurred_at, created_at",
+            ledger,
+        )
+        _copy(conn, "league_players", "league_id, player_id, tenant_id, tier", tiers)
+        conn.execute("ANALYZE")
+        conn.commit()
+    return tenant_id, league_id, ids
+
+
+def bench_joins(db, league_id: int, ids: list[int], threads: int) -> float:
+    from engine.leagues import week_window
+    from questline.league_models import League
+    from questline.league_repo import join
+
+    week = week_window(WEEK_AT, "UTC")
+    with db.sessions() as session:
+        league = session.get(League, league_id)
+        session.expunge(league)
+    shuffled = ids[:]
+    random.Random(5).shuffle(shuffled)
+    batches = [shuffled[i : i + 500] for i in range(0, len(shuffled), 500)]
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not batches:
+                    return
+                batch = batches.pop()
+            with db.session() as session:
+                join(session, league, week, batch, True)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--players", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reads", type=int, default=5000)
+    args = parser.parse_args()
+
+    from questline import create_app
+    from questline.db import Database
+    from questline.leaderboards import Leaderboards
+    from questline.leagues import LeagueStore
+    from questline.settings import Settings
+    from questline.tenants import issue_key
+    from workers.context import Context
+    from workers.leagues import close_due_weeks, rebuild_current
+    from workers.pipeline import Pipeline
+    from workers.queue import InlineDispatcher
+
+    t0 = time.perf_counter()
+    reset()
+    tenant_id, league_id, ids = seed(args.players)
+    print(f"seeded {len(ids):,} players in {time.perf_counter() - t0:.1f}s")
+
+    db = Database(URL)
+    elapsed = bench_joins(db, league_id, ids, args.threads)
+    with db.sessions() as session:
+        cohorts, full, members = session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE size = 30), sum(size)"
+                " FROM league_cohorts WHERE league_id = :l"
+            ),
+            {"l": league_id},
+        ).one()
+    print(
+        f"joins: {len(ids):,} in {elapsed:.1f}s = {len(ids) / elapsed:,.0f}/s "
+        f"({args.threads} threads); {cohorts:,} cohorts, {full:,} full, {members:,} seats"
+    )
+
+    client = redis.Redis.from_url(REDIS_URL)
+    store = LeagueStore(client, PREFIX)
+    started = time.perf_counter()
+    rebuild_current(db, store, tenant_id, WEEK_AT, league_id)
+    print(f"standings written to Redis (rebuild_current): {time.perf_counter() - started:.1f}s")
+
+    settings = Settings(database_url=URL, redis_url=REDIS_URL, redis_prefix=PREFIX, log_json=True)
+    boards = Leaderboards(client, PREFIX)
+    pipeline = Pipeline(db, boards, settings)
+    ctx = Context(settings, db, client, boards, pipeline, InlineDispatcher(pipeline))
+    with db.session() as session:
+        key = issue_key(session, tenant_id)
+    app = create_app(settings, context=ctx).test_client()
+    rng = random.Random(6)
+    headers = {"Authorization": f"Bearer {key}"}
+    app.get(f"/api/v1/leagues/standings?player={ids[0]}", headers=headers)  # warm caches
+    samples = []
+    for _ in range(args.reads):
+        pid = rng.choice(ids)
+        t = time.perf_counter()
+        response = app.get(f"/api/v1/leagues/standings?player={pid}", headers=headers)
+        samples.append((time.perf_counter() - t) * 1000)
+        assert response.status_code == 200 and response.get_json()["joined"], response.data
+    samples.sort()
+    p99 = samples[int(len(samples) * 0.99) - 1]
+    print(
+        f"standings read: p50 {statistics.median(samples):.2f} ms, p99 {p99:.2f} ms "
+        f"over {len(samples):,} reads (in-process Flask client, one thread)"
+    )
+
+    from engine.leagues import week_window
+
+    week_end = week_window(WEEK_AT, "UTC").end
+    started = time.perf_counter()
+    report = close_due_weeks(
+        db, None, week_end + timedelta(minutes=10), timedelta(minutes=5), tenant_id
+    )
+    rollover = time.perf_counter() - started
+    print(
+        f"rollover: {rollover:.1f}s for {report.results:,} members "
+        f"({report.promoted:,} promoted, {report.demoted:,} demoted)"
+    )
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()

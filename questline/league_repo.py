@@ -1,0 +1,290 @@
+"""League storage in PostgreSQL: configs, ledger sums per window, and joining cohorts.
+
+Every query here filters by tenant (ARCHITECTURE invariant 7). League XP is read from the XP
+ledger by ``created_at``, the moment an award was applied, never by when the activity happened:
+a late or replayed event then lands in the week that is open when it is applied, and a closed
+week's table can never change after its results were written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from engine.leagues import (
+    LeagueConfig,
+    OpenCohort,
+    Window,
+    WindowKind,
+    place,
+    previous_week,
+)
+from questline.league_models import (
+    League,
+    LeagueCohort,
+    LeagueMembership,
+    LeaguePlayer,
+    LeagueWeek,
+)
+from questline.models import Tenant, XpLedger
+
+COURSE_PREFIX = "course:"
+
+
+def league_config(league: League) -> LeagueConfig:
+    return LeagueConfig.build(league.tiers, league.cohort_size, league.promote, league.demote)
+
+
+def tenant_zone(session: Session, tenant_id: int) -> str:
+    return session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id)) or "UTC"
+
+
+def enabled_leagues(session: Session, tenant_id: int) -> list[League]:
+    return list(
+        session.scalars(
+            select(League)
+            .where(League.tenant_id == tenant_id, League.enabled.is_(True))
+            .order_by(League.id)
+        )
+    )
+
+
+def league_by_scope(session: Session, tenant_id: int, scope: str) -> League | None:
+    return session.scalar(
+        select(League).where(League.tenant_id == tenant_id, League.scope == scope)
+    )
+
+
+def scope_course(scope: str) -> str | None:
+    """The course a league scope counts XP from, or None for the whole tenant."""
+    return scope[len(COURSE_PREFIX) :] if scope.startswith(COURSE_PREFIX) else None
+
+
+def windowed_xp(
+    session: Session,
+    tenant_id: int,
+    player_ids: Iterable[int] | None,
+    windows: Mapping[WindowKind, Window],
+) -> dict[WindowKind, dict[str, dict[int, int]]]:
+    """XP per window, board (``tenant``, ``course:<id>``) and player, summed from the ledger.
+
+    One query for all windows: rows since the earliest window start, each summed into the
+    windows whose [start, end) holds its ``created_at``. Only positive totals are returned.
+    """
+    earliest = min(w.start for w in windows.values())
+    columns = [
+        func.sum(
+            case(
+                (
+                    and_(XpLedger.created_at >= w.start, XpLedger.created_at < w.end),
+                    XpLedger.amount,
+                ),
+                else_=0,
+            )
+        )
+        for w in windows.values()
+    ]
+    query = (
+        select(XpLedger.player_id, XpLedger.course, *columns)
+        .where(XpLedger.tenant_id == tenant_id, XpLedger.created_at >= earliest)
+        .group_by(XpLedger.player_id, XpLedger.course)
+    )
+    if player_ids is not None:
+        query = query.where(XpLedger.player_id.in_(list(player_ids)))
+    kinds = list(windows)
+    out: dict[WindowKind, dict[str, dict[int, int]]] = {k: defaultdict(dict) for k in kinds}
+    for pid, course, *sums in session.execute(query):
+        for kind, xp in zip(kinds, sums, strict=True):
+            xp = int(xp or 0)
+            if not xp:
+                continue
+            boards = out[kind]
+            boards["tenant"][pid] = boards["tenant"].get(pid, 0) + xp
+            if course is not None:
+                boards[COURSE_PREFIX + course][pid] = xp
+    return {
+        k: {b: {p: x for p, x in s.items() if x > 0} for b, s in v.items()} for k, v in out.items()
+    }
+
+
+def league_xp(
+    session: Session,
+    league: League,
+    week: Window,
+    player_ids: Iterable[int] | None = None,
+) -> dict[int, int]:
+    """Each player's XP in this league's scope during ``week`` (players with no rows omitted)."""
+    query = (
+        select(XpLedger.player_id, func.sum(XpLedger.amount))
+        .where(
+            XpLedger.tenant_id == league.tenant_id,
+            XpLedger.created_at >= week.start,
+            XpLedger.created_at < week.end,
+        )
+        .group_by(XpLedger.player_id)
+    )
+    course = scope_course(league.scope)
+    if course is not None:
+        query = query.where(XpLedger.course == course)
+    if player_ids is not None:
+        query = query.where(XpLedger.player_id.in_(list(player_ids)))
+    return {int(pid): int(xp or 0) for pid, xp in session.execute(query)}
+
+
+def ensure_week(session: Session, league: League, week: Window, postgres: bool) -> None:
+    """The week's progress row, created once (a concurrent insert is ignored)."""
+    values = {
+        "tenant_id": league.tenant_id,
+        "league_id": league.id,
+        "week": week.key,
+        "starts_at": week.start,
+        "ends_at": week.end,
+        "status": "open",
+    }
+    session.execute(insert_ignore(LeagueWeek, postgres, ["league_id", "week"]).values(**values))
+
+
+def previous_week_open(session: Session, league: League, week: Window, zone: str) -> bool:
+    """True while last week is still to be closed: joins wait so they start at the new tier."""
+    before = previous_week(week, zone)
+    status = session.scalar(
+        select(LeagueWeek.status).where(
+            LeagueWeek.league_id == league.id, LeagueWeek.week == before.key
+        )
+    )
+    return status is not None and status != "closed"
+
+
+def memberships(
+    session: Session, league: League, week: str, player_ids: Iterable[int] | None = None
+) -> dict[int, int]:
+    """{player: cohort id} for the week (or only for ``player_ids``)."""
+    query = select(LeagueMembership.player_id, LeagueMembership.cohort_id).where(
+        LeagueMembership.tenant_id == league.tenant_id,
+        LeagueMembership.league_id == league.id,
+        LeagueMembership.week == week,
+    )
+    if player_ids is not None:
+        query = query.where(LeagueMembership.player_id.in_(list(player_ids)))
+    return {int(p): int(c) for p, c in session.execute(query)}
+
+
+def _lock_tier(session: Session, league_id: int, tier: int) -> None:
+    """Serialise joins into one league tier across workers (held to the end of the
+    transaction): the open cohort is read and filled by one transaction at a time."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:k1, :k2)"),
+        {"k1": (league_id % 2_000_000_000) + 1_000_000, "k2": tier},
+    )
+
+
+def join(
+    session: Session,
+    league: League,
+    week: Window,
+    player_ids: Iterable[int],
+    postgres: bool,
+) -> dict[int, int]:
+    """Put players who have no cohort this week into open cohorts of their tier.
+
+    Returns {player: cohort id} for those who joined now. On PostgreSQL each tier is locked
+    with a transaction-scoped advisory lock, taken in tier order (no deadlocks), and the
+    membership check is repeated under the lock, so two workers can neither overfill a cohort
+    nor place a player twice. SQLite has one writer at a time anyway.
+    """
+    wanted = set(player_ids)
+    if not wanted:
+        return {}
+    wanted -= memberships(session, league, week.key, wanted).keys()
+    if not wanted:
+        return {}
+    config = league_config(league)
+    ensure_week(session, league, week, postgres)
+    session.execute(
+        insert_ignore(LeaguePlayer, postgres, ["league_id", "player_id"]),
+        [
+            {"league_id": league.id, "player_id": p, "tenant_id": league.tenant_id, "tier": 0}
+            for p in sorted(wanted)
+        ],
+    )
+    tiers: dict[int, list[int]] = defaultdict(list)
+    for pid, tier in session.execute(
+        select(LeaguePlayer.player_id, LeaguePlayer.tier).where(
+            LeaguePlayer.league_id == league.id, LeaguePlayer.player_id.in_(wanted)
+        )
+    ):
+        tiers[max(0, min(int(tier), len(config.tiers) - 1))].append(int(pid))
+    joined: dict[int, int] = {}
+    for tier in sorted(tiers):
+        if postgres:
+            _lock_tier(session, league.id, tier)
+        players = sorted(
+            set(tiers[tier]) - memberships(session, league, week.key, tiers[tier]).keys()
+        )
+        if players:
+            joined.update(_fill(session, league, week.key, tier, players, config.cohort_size))
+    return joined
+
+
+def _fill(
+    session: Session, league: League, week: str, tier: int, players: list[int], size: int
+) -> dict[int, int]:
+    open_rows = session.execute(
+        select(LeagueCohort.id, LeagueCohort.size).where(
+            LeagueCohort.league_id == league.id,
+            LeagueCohort.week == week,
+            LeagueCohort.tier == tier,
+            LeagueCohort.size < size,
+        )
+    ).all()
+    plan = place([OpenCohort(int(i), int(s)) for i, s in open_rows], len(players), size)
+    seats: list[int] = []
+    for cohort_id, n in plan.existing:
+        done = session.execute(
+            update(LeagueCohort)
+            .where(LeagueCohort.id == cohort_id, LeagueCohort.size + n <= size)
+            .values(size=LeagueCohort.size + n)
+        ).rowcount
+        if done != 1:  # pragma: no cover - only without the tier lock
+            raise RuntimeError(f"cohort {cohort_id} filled up under us")
+        seats.extend([cohort_id] * n)
+    for n in plan.new:
+        cohort_id = session.execute(
+            insert(LeagueCohort)
+            .values(tenant_id=league.tenant_id, league_id=league.id, week=week, tier=tier, size=n)
+            .returning(LeagueCohort.id)
+        ).scalar_one()
+        seats.extend([int(cohort_id)] * n)
+    rows = [
+        {
+            "tenant_id": league.tenant_id,
+            "league_id": league.id,
+            "week": week,
+            "player_id": pid,
+            "cohort_id": cohort,
+            "tier": tier,
+        }
+        for pid, cohort in zip(players, seats, strict=True)
+    ]
+    session.execute(insert(LeagueMembership), rows)
+    return {r["player_id"]: r["cohort_id"] for r in rows}
+
+
+def insert_ignore(model: Any, postgres: bool, keys: list[str]) -> Any:
+    if postgres:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model).on_conflict_do_nothing(index_elements=keys)
+
+
+def now_in(session: Session) -> datetime:
+    """The database's clock, for callers that must agree with ledger ``created_at``."""
+    return session.scalar(select(func.now()))  # type: ignore[return-value]

@@ -1,0 +1,397 @@
+"""The league step after each batch, and the week close run by ``questline scheduler``.
+
+Both read XP from the ledger, the truth (ARCHITECTURE invariant 1). The step joins players to a
+cohort at their first XP of the week and writes absolute weekly totals to Redis; if it fails,
+nothing is lost: the close job joins anyone the step missed before it ranks a week, and
+``questline reconcile`` rebuilds the current week (``rebuild_current``).
+
+The close moves each week forward one step per transaction (open -> promoted -> closed) under a
+row lock taken with ``SKIP LOCKED``, so two schedulers never close one week twice, and a crash
+between promotion and the history write resumes at the history write. Both steps are
+idempotent: tiers are set to absolute values guarded by ``tier_week``, and results and
+``league.finished`` facts are inserted once per (league, week, player).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import column, select, update, values
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.types import BigInteger, Integer
+
+from engine.leagues import WINDOW_KINDS, Result, Window, close_cohort, week_window, window
+from questline.db import Database
+from questline.leaderboards import Leaderboards
+from questline.league_models import (
+    League,
+    LeagueFinishedFact,
+    LeagueMembership,
+    LeaguePlayer,
+    LeagueResult,
+    LeagueWeek,
+)
+from questline.league_repo import (
+    enabled_leagues,
+    insert_ignore,
+    join,
+    league_config,
+    league_xp,
+    memberships,
+    previous_week_open,
+    tenant_zone,
+    windowed_xp,
+)
+from questline.leagues import LeagueStore
+
+if TYPE_CHECKING:
+    from workers.context import Context
+
+log = logging.getLogger("questline.leagues")
+
+BoardWrites = Mapping[tuple[int, str], Mapping[int, int]]
+
+
+@dataclass
+class StepReport:
+    joined: int = 0
+    deferred: int = 0
+    cohort_writes: int = 0
+    window_writes: int = 0
+
+
+def after_batch(db: Database, boards: Leaderboards, writes: BoardWrites) -> bool:
+    """The pipeline's hook: the league step with a store on the boards' Redis and prefix."""
+    return league_step(db, LeagueStore(boards.client, boards.prefix), writes, datetime.now(UTC))
+
+
+def touched_players(boards: BoardWrites) -> dict[int, set[int]]:
+    """{tenant: players} from a batch's board writes (every player who gained XP)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for (tenant_id, _board), scores in boards.items():
+        out[tenant_id].update(scores)
+    return out
+
+
+def league_step(db: Database, store: LeagueStore, boards: BoardWrites, now: datetime) -> bool:
+    """Joins and Redis writes for the players of one batch; False (logged) if it failed.
+
+    Called after the batch committed: a failure here never undoes an award.
+    """
+    try:
+        apply_step(db, store, touched_players(boards), now)
+        return True
+    except Exception:
+        log.error("league step failed; reconcile or the week close repairs it", exc_info=True)
+        return False
+
+
+def apply_step(
+    db: Database, store: LeagueStore, touched: Mapping[int, set[int]], now: datetime
+) -> StepReport:
+    report = StepReport()
+    cohort_writes: list[tuple[int, int, dict[int, int]]] = []
+    window_writes: list[tuple[int, Window, str, dict[int, int]]] = []
+    with db.session() as session:
+        for tenant_id, players in sorted(touched.items()):
+            if not players:
+                continue
+            zone = tenant_zone(session, tenant_id)
+            windows = {kind: window(kind, now, zone) for kind in WINDOW_KINDS}
+            sums = windowed_xp(session, tenant_id, players, windows)
+            for kind, boards in sums.items():
+                for board, scores in boards.items():
+                    window_writes.append((tenant_id, windows[kind], board, scores))
+            for league in enabled_leagues(session, tenant_id):
+                week = windows["week"]
+                board = "tenant" if league.scope == "tenant" else league.scope
+                xp = sums["week"].get(board, {})
+                if not xp:
+                    continue
+                if previous_week_open(session, league, week, zone):
+                    # Last week is not closed yet: these players' tiers are about to change.
+                    # The close job joins them right after it closes that week.
+                    seats = memberships(session, league, week.key, xp)
+                    report.deferred += len(set(xp) - seats.keys())
+                else:
+                    report.joined += len(join(session, league, week, xp, db.is_postgres))
+                    seats = memberships(session, league, week.key, xp)
+                by_cohort: dict[int, dict[int, int]] = defaultdict(dict)
+                for pid, cohort in seats.items():
+                    by_cohort[cohort][pid] = xp[pid]
+                cohort_writes.extend((tenant_id, c, s) for c, s in by_cohort.items())
+    pipe = store.client.pipeline(transaction=False)
+    for tenant_id, cohort, scores in cohort_writes:
+        store.record_cohort(pipe, tenant_id, cohort, scores)
+    for tenant_id, win, board, scores in window_writes:
+        store.record_window(pipe, tenant_id, win.kind, win.key, board, scores)
+    pipe.execute()
+    report.cohort_writes, report.window_writes = len(cohort_writes), len(window_writes)
+    return report
+
+
+# --- the week close -------------------------------------------------------------------------
+
+
+@dataclass
+class CloseReport:
+    weeks_closed: list[tuple[int, str]] = field(default_factory=list)
+    promoted: int = 0
+    demoted: int = 0
+    results: int = 0
+    joined_late: int = 0
+
+
+def week_results(session: Session, league: League, week: Window) -> list[tuple[int, Result, int]]:
+    """(cohort id, result, cohort members) for every member, from memberships + the ledger.
+
+    Deterministic: it reads only the week's memberships (with the tier each played in) and
+    the ledger inside the week, so running it again after a crash gives the same answer.
+    """
+    config = league_config(league)
+    members = session.execute(
+        select(LeagueMembership.player_id, LeagueMembership.cohort_id, LeagueMembership.tier).where(
+            LeagueMembership.tenant_id == league.tenant_id,
+            LeagueMembership.league_id == league.id,
+            LeagueMembership.week == week.key,
+        )
+    ).all()
+    xp = league_xp(session, league, week)
+    cohorts: dict[int, dict[int, int]] = defaultdict(dict)
+    tiers: dict[int, int] = {}
+    for pid, cohort, tier in members:
+        cohorts[int(cohort)][int(pid)] = xp.get(int(pid), 0)
+        tiers[int(cohort)] = int(tier)
+    out = []
+    for cohort, scores in cohorts.items():
+        for result in close_cohort(scores, tiers[cohort], config):
+            out.append((cohort, result, len(scores)))
+    return out
+
+
+def _promote(session: Session, league: League, week: str, results: list[Result], pg: bool) -> None:
+    """Set each member's next tier, once per week (``tier_week`` guards a re-run)."""
+    moves = [(r.player_id, r.next_tier) for r in results if r.next_tier != r.tier]
+    if not moves:
+        return
+    guard = (LeaguePlayer.tier_week.is_(None)) | (LeaguePlayer.tier_week < week)
+    if pg:
+        # One UPDATE ... FROM (VALUES ...) per chunk: a million moves in seconds, not minutes.
+        for start in range(0, len(moves), 20000):
+            table = values(column("pid", BigInteger), column("next", Integer), name="moves").data(
+                moves[start : start + 20000]
+            )
+            session.execute(
+                update(LeaguePlayer)
+                .where(
+                    LeaguePlayer.league_id == league.id,
+                    LeaguePlayer.player_id == table.c.pid,
+                    guard,
+                )
+                .values(tier=table.c.next, tier_week=week)
+            )
+        return
+    for pid, nxt in moves:
+        session.execute(
+            update(LeaguePlayer)
+            .where(LeaguePlayer.league_id == league.id, LeaguePlayer.player_id == pid, guard)
+            .values(tier=nxt, tier_week=week)
+        )
+
+
+def _write_history(
+    session: Session, league: League, week: str, rows: list[tuple[int, Result, int]], pg: bool
+) -> None:
+    """Results (the history) and one ``league.finished`` fact per finished membership."""
+    config = league_config(league)
+    results = [
+        {
+            "tenant_id": league.tenant_id,
+            "league_id": league.id,
+            "week": week,
+            "cohort_id": cohort,
+            "player_id": r.player_id,
+            "tier": r.tier,
+            "rank": r.rank,
+            "cohort_members": n,
+            "xp": r.xp,
+            "zone": r.zone,
+            "outcome": r.outcome,
+            "next_tier": r.next_tier,
+        }
+        for cohort, r, n in rows
+    ]
+    facts = [
+        {
+            "tenant_id": league.tenant_id,
+            "league_id": league.id,
+            "week": week,
+            "player_id": r["player_id"],
+            "payload": {
+                "type": "league.finished",
+                "league": league.scope,
+                "week": week,
+                "player_id": r["player_id"],
+                "tier": config.tier_name(r["tier"]),
+                "next_tier": config.tier_name(r["next_tier"]),
+                "rank": r["rank"],
+                "cohort_members": r["cohort_members"],
+                "xp": r["xp"],
+                "outcome": r["outcome"],
+            },
+        }
+        for r in results
+    ]
+    keys = ["league_id", "week", "player_id"]
+    for chunk in _chunks(results, 5000):
+        session.execute(insert_ignore(LeagueResult, pg, keys), chunk)
+    for chunk in _chunks(facts, 5000):
+        session.execute(insert_ignore(LeagueFinishedFact, pg, keys), chunk)
+
+
+def _chunks(items: list[dict[str, object]], size: int) -> list[list[dict[str, object]]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _lock_due_week(
+    session: Session, due_before: datetime, pg: bool, tenant_id: int | None
+) -> LeagueWeek | None:
+    query = (
+        select(LeagueWeek)
+        .where(LeagueWeek.status != "closed", LeagueWeek.ends_at <= due_before)
+        .order_by(LeagueWeek.ends_at, LeagueWeek.id)
+        .limit(1)
+    )
+    if tenant_id is not None:
+        query = query.where(LeagueWeek.tenant_id == tenant_id)
+    # Weeks of one league close in order: the next week's late joins need this week's tiers.
+    earlier = aliased(LeagueWeek)
+    query = query.where(
+        ~select(earlier.id)
+        .where(
+            earlier.league_id == LeagueWeek.league_id,
+            earlier.status != "closed",
+            earlier.ends_at < LeagueWeek.ends_at,
+        )
+        .exists()
+    )
+    if pg:
+        query = query.with_for_update(skip_locked=True)
+    return session.scalar(query)
+
+
+def close_step(
+    db: Database, now: datetime, grace: timedelta, tenant_id: int | None = None
+) -> tuple[LeagueWeek, str, list[Result]] | None:
+    """Move one due week one step forward in one transaction; None when nothing is due."""
+    with db.session() as session:
+        row = _lock_due_week(session, now - grace, db.is_postgres, tenant_id)
+        if row is None:
+            return None
+        league = session.get(League, row.league_id)
+        assert league is not None
+        zone = tenant_zone(session, league.tenant_id)
+        week = week_window(row.starts_at, zone)
+        if row.status == "open":
+            # Anyone who earned XP in the week but whose join the step missed plays too.
+            late = league_xp(session, league, week)
+            join(session, league, week, [p for p, x in late.items() if x > 0], db.is_postgres)
+            rows = week_results(session, league, week)
+            _promote(session, league, week.key, [r for _, r, _ in rows], db.is_postgres)
+            row.status = "promoted"
+            return row, "promoted", [r for _, r, _ in rows]
+        rows = week_results(session, league, week)
+        _write_history(session, league, week.key, rows, db.is_postgres)
+        row.status, row.closed_at = "closed", now
+        return row, "closed", [r for _, r, _ in rows]
+
+
+def close_due_weeks(
+    db: Database,
+    store: LeagueStore | None,
+    now: datetime,
+    grace: timedelta,
+    tenant_id: int | None = None,
+) -> CloseReport:
+    """Close every week that ended ``grace`` ago, then join players waiting for the new week."""
+    report = CloseReport()
+    closed: list[LeagueWeek] = []
+    while (step := close_step(db, now, grace, tenant_id)) is not None:
+        row, status, results = step
+        if status == "promoted":
+            report.promoted += sum(r.outcome == "promoted" for r in results)
+            report.demoted += sum(r.outcome == "demoted" for r in results)
+        else:
+            report.results += len(results)
+            report.weeks_closed.append((row.league_id, row.week))
+            closed.append(row)
+    if store is not None:
+        for row in closed:
+            report.joined_late += rebuild_current(db, store, row.tenant_id, now, row.league_id)
+    return report
+
+
+# --- rebuild (reconcile) --------------------------------------------------------------------
+
+
+def rebuild_current(
+    db: Database,
+    store: LeagueStore,
+    tenant_id: int,
+    now: datetime,
+    league_id: int | None = None,
+) -> int:
+    """Make the current week's cohorts and standings, and the current day/week/month boards,
+    exactly what the ledger says. Joins players the step missed; returns how many joined."""
+    joined = 0
+    cohorts: dict[int, dict[int, int]] = {}
+    with db.session() as session:
+        zone = tenant_zone(session, tenant_id)
+        windows = {kind: window(kind, now, zone) for kind in WINDOW_KINDS}
+        week = windows["week"]
+        for league in enabled_leagues(session, tenant_id):
+            if league_id is not None and league.id != league_id:
+                continue
+            xp = league_xp(session, league, week)
+            if not previous_week_open(session, league, week, zone):
+                active = [p for p, x in xp.items() if x > 0]
+                joined += len(join(session, league, week, active, db.is_postgres))
+            seats = memberships(session, league, week.key)
+            for cohort in set(seats.values()):
+                cohorts.setdefault(cohort, {})
+            for pid, cohort in seats.items():
+                if xp.get(pid, 0) > 0:
+                    cohorts[cohort][pid] = xp[pid]
+        sums = windowed_xp(session, tenant_id, None, windows) if league_id is None else None
+    store.replace_cohorts(tenant_id, cohorts)
+    if sums is not None:
+        for kind, boards in sums.items():
+            store.replace_window(tenant_id, kind, windows[kind].key, boards)
+    return joined
+
+
+def close_weeks_now(ctx: Context) -> CloseReport | None:
+    """The scheduler's duty: close due weeks. Errors are logged and retried next tick."""
+    try:
+        store = LeagueStore(ctx.redis, ctx.settings.redis_prefix)
+        grace = timedelta(seconds=ctx.settings.league_close_grace_seconds)
+        report = close_due_weeks(ctx.db, store, datetime.now(UTC), grace)
+    except Exception:
+        log.error("league week close failed; the scheduler retries", exc_info=True)
+        return None
+    if report.weeks_closed:
+        log.info(
+            "league weeks closed",
+            extra={
+                "weeks": len(report.weeks_closed),
+                "promoted": report.promoted,
+                "demoted": report.demoted,
+                "joined_late": report.joined_late,
+            },
+        )
+    return report
