@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from engine.events import ActivityEvent
+from engine.events import EVENT_TYPE_PATTERN, ActivityEvent
 from engine.xp_rules import RULE_ID_PATTERN, Conditions, parse_conditions, parse_duration
 
 Kind = Literal["count", "sum_of", "distinct_objects", "best_score", "streak", "level", "xp"]
@@ -214,9 +214,13 @@ def _parse_filter(raw: Any, path: str, errors: list[str]) -> EventFilter:
     types = None
     if "on" in raw:
         on = raw["on"]
-        if isinstance(on, str) and on:
+        if isinstance(on, str) and EVENT_TYPE_PATTERN.fullmatch(on):
             types = frozenset({on})
-        elif isinstance(on, list) and on and all(isinstance(t, str) and t for t in on):
+        elif (
+            isinstance(on, list)
+            and on
+            and all(isinstance(t, str) and EVENT_TYPE_PATTERN.fullmatch(t) for t in on)
+        ):
             types = frozenset(on)
         else:
             errors.append(f"{path}.on: must be an event type or a list of them")

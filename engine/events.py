@@ -27,6 +27,9 @@ KNOWN_TYPES = frozenset(
     }
 )
 MAX_ID_LENGTH = 255
+# occurred_at must fall in these years (see parse_event).
+MIN_YEAR = 1970
+MAX_YEAR = 2999
 MAX_TEXT_LENGTH = 512
 
 
@@ -296,6 +299,12 @@ def parse_event(data: Any, *, default_source: str = "api") -> ActivityEvent:
             occurred_at = parse_timestamp(data["occurred_at"])
         except ValueError as exc:
             check.fail("occurred_at", str(exc))
+        else:
+            # Year 1 or 9999 parse, but moving them into a far zone overflows `datetime`, and
+            # no learning activity happens there: refuse them here with a clear error.
+            if not MIN_YEAR <= occurred_at.year <= MAX_YEAR:
+                check.fail("occurred_at", f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+                occurred_at = None
 
     extensions = check.mapping(data, "extensions", "extensions")
 

@@ -141,6 +141,19 @@ def _list(document: Mapping[str, Any], key: str, what: str, errors: list[str]) -
     return raw
 
 
+def _text_keys(node: Any, path: str, errors: list[str]) -> None:
+    """Report every mapping key that is not text (YAML allows ``1:``, ``null:`` or ``[a]:``)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                errors.append(f"{path or '$'}: keys must be text, not {key!r}")
+                continue
+            _text_keys(value, f"{path}.{key}" if path else key, errors)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _text_keys(item, f"{path}[{i}]", errors)
+
+
 def parse_rules(document: Any, *, scope: Scope = "tenant") -> RuleSet:
     """Validate a rule document; raise ``InvalidRules`` with every error and its path.
 
@@ -149,6 +162,9 @@ def parse_rules(document: Any, *, scope: Scope = "tenant") -> RuleSet:
     errors: list[str] = []
     if not isinstance(document, Mapping):
         raise InvalidRules(["$: a rule set must be an object"])
+    _text_keys(document, "", errors)
+    if errors:  # a YAML key such as `1:` or `true:` would break every later check
+        raise InvalidRules(errors)
     errors.extend(f"{key}: unknown section" for key in sorted(set(document) - SECTIONS))
     version = document.get("version", 1)
     if isinstance(version, bool) or version not in (1, 2):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.events import ActivityEvent, parse_timestamp
+from engine.events import EVENT_TYPE_PATTERN, ActivityEvent, parse_timestamp
 from engine.expressions import EvaluationError, Expression, InvalidExpression, compile_expression
 
 RULE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -199,7 +199,7 @@ def parse_xp_rule(raw: Any, path: str, seen: set[str], errors: list[str]) -> XpR
         errors.append(f"{path}.id: must be 1-100 lowercase letters, digits or . _ -")
     elif rule_id in seen:
         errors.append(f"{path}.id: duplicate rule id {rule_id!r}")
-    if not isinstance(on, str) or not on:
+    if not isinstance(on, str) or not EVENT_TYPE_PATTERN.fullmatch(on):
         errors.append(f"{path}.on: must be an event type such as lesson.completed")
     formula: Expression | None = None
     if isinstance(points, str):
