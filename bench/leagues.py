@@ -28,6 +28,7 @@ import argparse
 import io
 import random
 import statistics
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import redis
 from sqlalchemy import text
+
+# Run as ``python bench/leagues.py``, this folder comes first on sys.path and its bench modules
+# (``bench/webhooks.py``) would shadow the project's packages of the same name.
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "questline_bench_leagues"

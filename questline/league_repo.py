@@ -112,6 +112,25 @@ def windowed_xp(
     }
 
 
+REWARD_KEY_PREFIX = "league|"  # ledger keys of XP paid for league.finished (league_rewards)
+
+
+def league_xp_filter(league: League, week: Window) -> list[Any]:
+    """The ledger rows that count as league XP in ``week``: this tenant, applied inside the
+    week, in the league's course if it has one, and not a league reward (a reward paid after a
+    week closed is not activity in the next one)."""
+    clauses: list[Any] = [
+        XpLedger.tenant_id == league.tenant_id,
+        XpLedger.created_at >= week.start,
+        XpLedger.created_at < week.end,
+        ~XpLedger.idempotency_key.startswith(REWARD_KEY_PREFIX, autoescape=True),
+    ]
+    course = scope_course(league.scope)
+    if course is not None:
+        clauses.append(XpLedger.course == course)
+    return clauses
+
+
 def league_xp(
     session: Session,
     league: League,
@@ -121,16 +140,9 @@ def league_xp(
     """Each player's XP in this league's scope during ``week`` (players with no rows omitted)."""
     query = (
         select(XpLedger.player_id, func.sum(XpLedger.amount))
-        .where(
-            XpLedger.tenant_id == league.tenant_id,
-            XpLedger.created_at >= week.start,
-            XpLedger.created_at < week.end,
-        )
+        .where(*league_xp_filter(league, week))
         .group_by(XpLedger.player_id)
     )
-    course = scope_course(league.scope)
-    if course is not None:
-        query = query.where(XpLedger.course == course)
     if player_ids is not None:
         query = query.where(XpLedger.player_id.in_(list(player_ids)))
     return {int(pid): int(xp or 0) for pid, xp in session.execute(query)}

@@ -47,6 +47,7 @@ from questline.league_repo import (
     tenant_zone,
     windowed_xp,
 )
+from questline.league_rewards import emit_finished
 from questline.leagues import LeagueStore
 
 if TYPE_CHECKING:
@@ -109,8 +110,8 @@ def apply_step(
                     window_writes.append((tenant_id, windows[kind], board, scores))
             for league in enabled_leagues(session, tenant_id):
                 week = windows["week"]
-                board = "tenant" if league.scope == "tenant" else league.scope
-                xp = sums["week"].get(board, {})
+                # League XP, not the weekly board: league rewards are not activity.
+                xp = {p: x for p, x in league_xp(session, league, week, players).items() if x > 0}
                 if not xp:
                     continue
                 if previous_week_open(session, league, week, zone):
@@ -145,6 +146,7 @@ class CloseReport:
     demoted: int = 0
     results: int = 0
     joined_late: int = 0
+    events: int = 0  # league.finished inbox events stored for rewards by rule
 
 
 def week_results(session: Session, league: League, week: Window) -> list[tuple[int, Result, int]]:
@@ -205,10 +207,18 @@ def _promote(session: Session, league: League, week: str, results: list[Result],
 
 
 def _write_history(
-    session: Session, league: League, week: str, rows: list[tuple[int, Result, int]], pg: bool
-) -> None:
-    """Results (the history) and one ``league.finished`` fact per finished membership."""
+    session: Session,
+    league: League,
+    window_: Window,
+    rows: list[tuple[int, Result, int]],
+    pg: bool,
+    now: datetime,
+) -> int:
+    """Results (the history), one ``league.finished`` fact per finished membership (for the
+    outbound webhooks) and one ``league.finished`` inbox event (for rewards by rule); returns
+    how many events were stored."""
     config = league_config(league)
+    week = window_.key
     results = [
         {
             "tenant_id": league.tenant_id,
@@ -252,6 +262,13 @@ def _write_history(
         session.execute(insert_ignore(LeagueResult, pg, keys), chunk)
     for chunk in _chunks(facts, 5000):
         session.execute(insert_ignore(LeagueFinishedFact, pg, keys), chunk)
+    stored, skipped = emit_finished(session, league, config, window_, rows, now)
+    if skipped:
+        log.warning(
+            "league.finished not emitted for players without an actor id or email",
+            extra={"league_id": league.id, "week": week, "skipped": skipped},
+        )
+    return stored
 
 
 def _chunks(items: list[dict[str, object]], size: int) -> list[list[dict[str, object]]]:
@@ -287,7 +304,7 @@ def _lock_due_week(
 
 def close_step(
     db: Database, now: datetime, grace: timedelta, tenant_id: int | None = None
-) -> tuple[LeagueWeek, str, list[Result]] | None:
+) -> tuple[LeagueWeek, str, list[Result], int] | None:
     """Move one due week one step forward in one transaction; None when nothing is due."""
     with db.session() as session:
         row = _lock_due_week(session, now - grace, db.is_postgres, tenant_id)
@@ -304,11 +321,11 @@ def close_step(
             rows = week_results(session, league, week)
             _promote(session, league, week.key, [r for _, r, _ in rows], db.is_postgres)
             row.status = "promoted"
-            return row, "promoted", [r for _, r, _ in rows]
+            return row, "promoted", [r for _, r, _ in rows], 0
         rows = week_results(session, league, week)
-        _write_history(session, league, week.key, rows, db.is_postgres)
+        emitted = _write_history(session, league, week, rows, db.is_postgres, now)
         row.status, row.closed_at = "closed", now
-        return row, "closed", [r for _, r, _ in rows]
+        return row, "closed", [r for _, r, _ in rows], emitted
 
 
 def close_due_weeks(
@@ -322,7 +339,8 @@ def close_due_weeks(
     report = CloseReport()
     closed: list[LeagueWeek] = []
     while (step := close_step(db, now, grace, tenant_id)) is not None:
-        row, status, results = step
+        row, status, results, emitted = step
+        report.events += emitted
         if status == "promoted":
             report.promoted += sum(r.outcome == "promoted" for r in results)
             report.demoted += sum(r.outcome == "demoted" for r in results)
@@ -384,6 +402,8 @@ def close_weeks_now(ctx: Context) -> CloseReport | None:
     except Exception:
         log.error("league week close failed; the scheduler retries", exc_info=True)
         return None
+    if report.events:
+        ctx.dispatcher.wake()  # the league.finished events wait in the inbox for the rules
     if report.weeks_closed:
         log.info(
             "league weeks closed",
@@ -392,6 +412,7 @@ def close_weeks_now(ctx: Context) -> CloseReport | None:
                 "promoted": report.promoted,
                 "demoted": report.demoted,
                 "joined_late": report.joined_late,
+                "events": report.events,
             },
         )
     return report

@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 
 from questline.db import Database
 from questline.league_models import League, LeagueMembership
-from questline.models import Player, XpLedger
+from questline.models import Player, PlayerIdentity, XpLedger
 
 _keys = itertools.count(1)
 
@@ -21,7 +21,16 @@ def make_players(db: Database, tenant_id: int, n: int, prefix: str = "p") -> lis
             insert(Player).returning(Player.id),
             [{"tenant_id": tenant_id, "display_name": f"{prefix}{i}"} for i in range(n)],
         )
-        return sorted(int(r[0]) for r in rows)
+        ids = sorted(int(r[0]) for r in rows)
+        # Each player is known by an external actor id, as players made by events are.
+        session.execute(
+            insert(PlayerIdentity),
+            [
+                {"tenant_id": tenant_id, "player_id": pid, "kind": "actor", "value": f"a{pid}"}
+                for pid in ids
+            ],
+        )
+        return ids
 
 
 def add_xp(

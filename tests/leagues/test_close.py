@@ -247,10 +247,10 @@ def test_two_schedulers_racing_close_each_week_once(
             calls["promote"] += 1
         real_promote(*args, **kwargs)
 
-    def history(*args: Any, **kwargs: Any) -> None:
+    def history(*args: Any, **kwargs: Any) -> int:
         with lock:
             calls["history"] += 1
-        real_history(*args, **kwargs)
+        return real_history(*args, **kwargs)
 
     monkeypatch.setattr(close_mod, "_promote", promote)
     monkeypatch.setattr(close_mod, "_write_history", history)
