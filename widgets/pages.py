@@ -9,9 +9,15 @@ from sqlalchemy import select
 
 from questline.models import Tenant
 from questline.repository import TenantRepository
+from widgets.instructor import bp as instructor_bp
+from widgets.views import bp as embed_bp
 from workers.rulesets import active_rules
 
 bp = Blueprint("widgets", __name__, template_folder="templates")
+# The embeddable learner widgets and the instructor dashboard (issue 7), nested so the app
+# factory keeps registering one widgets blueprint.
+embed_bp.register_blueprint(instructor_bp)
+bp.register_blueprint(embed_bp)
 
 
 @bp.get("/")

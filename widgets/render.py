@@ -1,0 +1,170 @@
+"""Widgets as server-rendered HTML: one fragment per widget, wrapped in a page for an iframe.
+
+``render_widget`` is the seam the LTI launch calls (it owns no HTTP): given a tenant, a player
+and params it returns the whole widget page, with a freshly signed token inside so the page can
+poll for live updates. The embed routes in ``widgets.views`` use the same functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import flask_babel
+from flask import current_app, g, render_template, url_for
+
+from questline.errors import BadRequest, NotFound
+from questline.leaderboards import UnknownBoard, validate_board
+from questline.repository import TenantRepository
+from widgets import data
+from widgets.signing import LOCALES, EmbedGrant, sign
+
+WIDGETS = ("leaderboard", "badges", "level", "streak", "activity")
+DEFAULT_TTL_SECONDS = 8 * 3600
+POLL_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class Params:
+    """A widget's display options, validated (each bad value is a 400 naming it)."""
+
+    board: str = "tenant"
+    window: data.Window = "all"
+    limit: int = 10
+    neighbours: int = 2
+    anonymise: bool = False
+    items: int = 10
+    poll: int = POLL_SECONDS
+
+
+def _int(raw: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = raw.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name} must be an integer") from None
+    if not low <= number <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return number
+
+
+def parse_params(raw: Mapping[str, Any], course: str | None = None) -> Params:
+    """Read display options from a query string or the LTI launch's custom parameters."""
+    board = str(raw.get("board") or (f"course:{course}" if course else "tenant"))
+    try:
+        validate_board(board)
+    except UnknownBoard:
+        raise BadRequest("board must be 'tenant' or 'course:<course id>'") from None
+    win = str(raw.get("window") or "all")
+    if win not in ("all", "week"):
+        raise BadRequest("window must be 'all' or 'week'")
+    anonymise = str(raw.get("anonymise", "")).lower()
+    if anonymise not in ("", "0", "1", "true", "false"):
+        raise BadRequest("anonymise must be 1 or 0")
+    return Params(
+        board=board,
+        window="week" if win == "week" else "all",
+        limit=_int(raw, "limit", 10, 1, 50),
+        neighbours=_int(raw, "neighbours", 2, 0, 10),
+        anonymise=anonymise in ("1", "true"),
+        items=_int(raw, "items", 10, 1, 50),
+        poll=_int(raw, "poll", POLL_SECONDS, 2, 300),
+    )
+
+
+def use_locale(locale: str | None) -> None:
+    """Make this request render in ``locale`` (en or es), whatever was chosen before."""
+    g.widget_locale = locale if locale in LOCALES else "en"
+    flask_babel.refresh()
+
+
+def fragment(
+    name: str,
+    tenant_id: int,
+    player_id: int,
+    params: Params,
+    *,
+    token: str = "",
+    now: datetime | None = None,
+) -> str:
+    """The widget's inner HTML (what polling replaces); ``token`` goes into its forms."""
+    if name not in WIDGETS:
+        raise NotFound(f"no widget {name!r}; widgets are {', '.join(WIDGETS)}")
+    now = now or datetime.now(UTC)
+    ctx = current_app.extensions["questline"]
+    with ctx.db.sessions() as session:
+        player = TenantRepository(session, tenant_id).player(player_id)
+        if player is None:
+            raise NotFound(f"no player {player_id} in this tenant")
+        view: dict[str, Any] = {"player": player, "params": params, "token": token}
+        if name == "leaderboard":
+            view["board"] = data.leaderboard(
+                session,
+                ctx.boards,
+                tenant_id,
+                player_id,
+                board=params.board,
+                win=params.window,
+                limit=params.limit,
+                neighbours=params.neighbours,
+                anonymise=params.anonymise,
+                now=now,
+            )
+        elif name == "level":
+            view["level"] = data.level(session, tenant_id, player)
+        elif name == "streak":
+            view["streak"] = data.streak(session, tenant_id, player, now=now)
+        elif name == "badges":
+            view["earned"], view["locked"] = data.badge_shelf(session, tenant_id, player, now=now)
+        else:
+            view["items"] = data.feed(session, tenant_id, player, limit=params.items)
+        return render_template(f"widgets/_{name}.html", **view)
+
+
+def etag(html: str) -> str:
+    return hashlib.sha256(html.encode()).hexdigest()[:32]
+
+
+def page(name: str, grant: EmbedGrant, params: Params, token: str, query: Mapping[str, str]) -> str:
+    """The whole iframe document: the fragment, the stylesheet, the polling script."""
+    assert grant.player_id is not None
+    body = fragment(name, grant.tenant_id, grant.player_id, params, token=token)
+    poll_url = url_for("widgets.embed.widget_fragment", name=name, token=token, **query)
+    return render_template(
+        "widgets/page.html",
+        name=name,
+        body=body,
+        etag=etag(body),
+        poll_url=poll_url,
+        poll_seconds=params.poll,
+        token=token,
+        locale=g.get("widget_locale", "en"),
+    )
+
+
+def render_widget(name: str, tenant_id: int, player_id: int, params: Mapping[str, Any]) -> str:
+    """The seam for the LTI launch: the full widget page for one learner.
+
+    ``params`` takes the display options (``board``, ``window``, ``limit``, ``neighbours``,
+    ``anonymise``, ``items``) plus ``locale`` (``en``/``es``, from the launch) and ``course``.
+    Must run inside a Flask request of the Questline app. Raises ``BadRequest``/``NotFound``.
+    """
+    locale = str(params.get("locale") or "en")[:2].lower()
+    course = params.get("course") or None
+    grant = EmbedGrant(
+        tenant_id, player_id, "learner", locale if locale in LOCALES else "en", course
+    )
+    token = sign(current_app.config["SECRET_KEY"], grant, ttl_seconds=DEFAULT_TTL_SECONDS)
+    use_locale(grant.locale)
+    parsed = parse_params(params, course)
+    query = {
+        k: str(v)
+        for k, v in params.items()
+        if k in ("board", "window", "limit", "neighbours", "anonymise", "items", "poll")
+    }
+    return page(name, grant, parsed, token, query)

@@ -1,0 +1,102 @@
+"""The Spanish catalogue, written from this table so it is reviewable as code.
+
+Run after ``pybabel extract`` (see docs/widgets.md): it writes es/LC_MESSAGES/messages.po from
+messages.pot and compiles the .mo next to it. A msgid missing here is reported and left
+untranslated (English), never guessed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po, write_po
+
+ES = {
+    "Recent activity": "Actividad reciente",
+    "XP": "XP",
+    "Badge: %(name)s": "Insignia: %(name)s",
+    "Nothing yet: your awards will appear here.": "Nada todavía: tus logros aparecerán aquí.",
+    "Badges": "Insignias",
+    "Earned %(date)s": "Obtenida el %(date)s",
+    "No badges yet.": "Aún no hay insignias.",
+    "Next to earn": "Próximas por conseguir",
+    "%(have)s of %(need)s events": "%(have)s de %(need)s actividades",
+    "%(have)s of %(need)s different items": "%(have)s de %(need)s elementos distintos",
+    "%(have)s of %(need)s streak days": "%(have)s de %(need)s días de racha",
+    "level %(have)s of %(need)s": "nivel %(have)s de %(need)s",
+    "%(have)s of %(need)s XP": "%(have)s de %(need)s XP",
+    "%(have)s of %(need)s": "%(have)s de %(need)s",
+    "Anonymous learner": "Estudiante anónimo",
+    "you": "tú",
+    "This week": "Esta semana",
+    "Leaderboard": "Clasificación",
+    "Live board unavailable; showing the stored totals.": (
+        "Clasificación en vivo no disponible; se muestran los totales guardados."
+    ),
+    "You are #%(rank)s of %(total)s.": "Estás en el puesto %(rank)s de %(total)s.",
+    "Earn XP to appear on the board.": "Gana XP para aparecer en la clasificación.",
+    "Top players": "Mejores participantes",
+    "Rank": "Puesto",
+    "Player": "Participante",
+    "No XP earned yet.": "Aún nadie ha ganado XP.",
+    "Show my name to others": "Mostrar mi nombre a los demás",
+    "Hide my name from others": "Ocultar mi nombre a los demás",
+    "Level %(level)s": "Nivel %(level)s",
+    "Progress to level %(level)s": "Progreso hacia el nivel %(level)s",
+    "%(xp)s XP to level %(level)s": "%(xp)s XP para el nivel %(level)s",
+    "Top level reached.": "Has alcanzado el nivel máximo.",
+    "Recent gains": "Ganancias recientes",
+    "Streak": "Racha",
+    ("%(num)s day", "%(num)s days"): ("%(num)s día", "%(num)s días"),
+    "Longest": "Más larga",
+    "Today": "Hoy",
+    "Counted": "Contado",
+    "Not yet: %(hours)s h left": "Todavía no: quedan %(hours)s h",
+    "Freezes": "Protectores",
+    "Questline": "Questline",
+    "Roster": "Lista de participantes",
+    "Export CSV": "Exportar CSV",
+    ("%(num)s player", "%(num)s players"): ("%(num)s participante", "%(num)s participantes"),
+    "Level": "Nivel",
+    "No players yet.": "Aún no hay participantes.",
+    "Badge awarded.": "Insignia otorgada.",
+    "Badge revoked.": "Insignia revocada.",
+    "Revoked: %(reason)s": "Revocada: %(reason)s",
+    "Reason": "Motivo",
+    "Revoke": "Revocar",
+    "Award a badge": "Otorgar una insignia",
+    "Badge": "Insignia",
+    "Award": "Otorgar",
+    "Activity": "Actividad",
+    "Updated.": "Actualizado.",
+}
+
+
+def main() -> int:
+    here = Path(__file__).parent
+    with open(here / "messages.pot", "rb") as f:
+        catalog = read_po(f, locale="es")
+    missing = []
+    for message in catalog:
+        if not message.id:
+            continue
+        key = tuple(message.id) if isinstance(message.id, list | tuple) else message.id
+        if key in ES:
+            message.string = ES[key]
+        else:
+            missing.append(message.id)
+    out = here / "es" / "LC_MESSAGES"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "messages.po", "wb") as f:
+        write_po(f, catalog, omit_header=True, no_location=True)
+    with open(out / "messages.mo", "wb") as f:
+        write_mo(f, catalog)
+    for msgid in missing:
+        print(f"untranslated: {msgid!r}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
