@@ -5,7 +5,7 @@ Run on demand, never from the test suite::
     .venv/bin/python bench/webhooks.py             # full run, about 2 minutes on 2 cores
     .venv/bin/python bench/webhooks.py --quick     # smoke run
 
-It recreates its own PostgreSQL database (``questline_bench_webhooks``) and Redis db 13, starts
+It recreates its own PostgreSQL database (``questline_bench_webhooks``) and Redis db 12, starts
 ``questline serve`` (gunicorn, 2 sync workers) as a subprocess and, per kind (HubSpot v3 and
 Standard Webhooks):
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 DB_NAME = "questline_bench_webhooks"
 PG = "postgresql://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379/13"
+REDIS = "redis://127.0.0.1:6379/12"  # db 12: no other bench uses (or flushes) it
 
 
 def percentile(values: list[float], q: float) -> float:

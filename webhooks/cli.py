@@ -60,6 +60,12 @@ def connections() -> None:
 @click.option("--namespace", default=None, help="share actor ids with another connection")
 @click.option("--org-id", default=None, help="salesforce: the organization id to accept")
 @click.option("--jwks-url", default=None, help="canvas: JWKS URL for signed-JWT deliveries")
+@click.option(
+    "--lti-registration",
+    type=int,
+    default=None,
+    help="LMS kinds: user ids are the LTI sub of this registration's launches (one player)",
+)
 def create(
     tenant: str,
     kind: str,
@@ -69,6 +75,7 @@ def create(
     namespace: str | None,
     org_id: str | None,
     jwks_url: str | None,
+    lti_registration: int | None,
 ) -> None:
     from webhooks.connections import ConnectionError_, create_connection
 
@@ -85,6 +92,7 @@ def create(
                 namespace=namespace,
                 org_id=org_id,
                 jwks_url=jwks_url,
+                lti_registration=lti_registration,
             )
             public_id = conn.public_id
     except ConnectionError_ as exc:
@@ -113,8 +121,16 @@ def list_(tenant: str) -> None:
         for conn in rows:
             state = "disabled" if conn.disabled_at else "enabled"
             url = _url(settings.public_url, conn.public_id)
-            click.echo(f"{conn.public_id}\t{conn.kind}\t{state}\t{url}")
+            click.echo(f"{conn.public_id}\t{conn.kind}\t{state}\t{_mapping(conn)}\t{url}")
     db.dispose()
+
+
+def _mapping(conn) -> str:  # type: ignore[no-untyped-def]
+    """How the connection maps people: by id or email, and the actor-id namespace."""
+    from webhooks.connections import ConnectionInfo
+
+    info = ConnectionInfo(conn.id, conn.public_id, conn.tenant_id, conn.kind, conn.config or {})
+    return f"identity={info.identity} namespace={info.namespace}"
 
 
 def _connection(session, public_id: str):  # type: ignore[no-untyped-def]

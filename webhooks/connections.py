@@ -32,6 +32,8 @@ KINDS = (
     "standard",
 )
 IDENTITY_MODES = ("id", "email")
+# Sources whose user id can be the ``sub`` of the same platform's LTI launches (Moodle's is).
+LTI_KINDS = ("moodle", "canvas", "canvas-caliper", "caliper", "xapi")
 CACHE_SECONDS = 5.0
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 _ORG_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
@@ -59,7 +61,14 @@ class ConnectionInfo:
 
     @property
     def namespace(self) -> str:
-        """Prefix of actor ids; two connections to one system may share it (``--namespace``)."""
+        """Prefix of actor ids; two connections to one system may share it (``--namespace``).
+
+        With ``--lti-registration N`` it is ``lti:N``, so a user id becomes exactly the actor id
+        an LTI launch from that registration gives its ``sub`` (``lti.visits.actor_id``): the
+        webhook and the launch land on one player whichever arrives first."""
+        registration = self.config.get("lti_registration")
+        if registration is not None:
+            return f"lti:{int(registration)}"
         return str(self.config.get("namespace") or self.public_id)
 
     @property
@@ -92,6 +101,7 @@ def build_config(
     namespace: str | None = None,
     org_id: str | None = None,
     jwks_url: str | None = None,
+    lti_registration: int | None = None,
 ) -> dict[str, Any]:
     """Validate the kind-specific options into the stored ``config``."""
     if kind not in KINDS:
@@ -103,6 +113,12 @@ def build_config(
         if not _NAMESPACE.match(namespace):
             raise ConnectionError_("namespace: 1-41 lowercase letters, digits or _ . -")
         config["namespace"] = namespace
+    if lti_registration is not None:
+        if kind not in LTI_KINDS:
+            raise ConnectionError_(f"--lti-registration is only for {', '.join(LTI_KINDS)}")
+        if namespace is not None:
+            raise ConnectionError_("--lti-registration and --namespace exclude each other")
+        config["lti_registration"] = int(lti_registration)
     if kind == "salesforce":
         if not org_id or not _ORG_ID.match(org_id):
             raise ConnectionError_("salesforce needs --org-id, the 15 or 18 character org id")
@@ -129,6 +145,8 @@ def create_connection(
 ) -> tuple[WebhookConnection, str]:
     """Create a connection and its first secret; return both (the secret in clear)."""
     config = build_config(kind, **options)
+    if "lti_registration" in config:
+        _check_registration(session, tenant_id, config["lti_registration"])
     secret = secret if secret is not None else new_secret(kind)
     check_secret(kind, secret)
     conn = WebhookConnection(
@@ -143,6 +161,17 @@ def create_connection(
     session.add(WebhookSecret(tenant_id=tenant_id, connection_id=conn.id, secret=secret))
     session.flush()
     return conn, secret
+
+
+def _check_registration(session: Session, tenant_id: int, registration_id: int) -> None:
+    """The LTI registration must exist and feed the same tenant (no cross-tenant players)."""
+    from lti.models import LtiRegistration
+
+    owner = session.scalar(
+        select(LtiRegistration.tenant_id).where(LtiRegistration.id == registration_id)
+    )
+    if owner != tenant_id:
+        raise ConnectionError_(f"no LTI registration {registration_id} in this tenant")
 
 
 def rotate_secret(

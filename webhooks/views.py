@@ -2,8 +2,9 @@
 
 The four steps in order: look the connection up, read at most the body limit (413 beyond), check
 the content type (415), hand the raw delivery to the connection kind's receiver (401 for bad
-authentication, 400 for unreadable content), store every event in the inbox in one transaction,
-commit, and only then acknowledge and wake the workers. Duplicates are acknowledged and not
+authentication, 400 for unreadable content), store every event in the inbox in one committed
+statement (or one transaction when the receiver also wrote), and only then acknowledge and wake
+the workers. Duplicates are acknowledged and not
 stored again (the inbox is unique per tenant, source and key). Each refusal is logged.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from questline import metrics
@@ -92,9 +95,22 @@ def receive(public_id: str) -> Any:
         )
         report = IngestReport()
         raw = delivery.text
-        with _ctx().db.session() as session:
-            events = receiver.receive(delivery, conn, session)
-            store_events(session, conn.tenant_id, [(e, raw) for e in events], received_at, report)
+        db = _ctx().db
+        with ExitStack() as stack:
+            opened: list[Session] = []
+
+            def open_session() -> Session:
+                if not opened:
+                    opened.append(stack.enter_context(db.session()))
+                return opened[0]
+
+            events = receiver.receive(delivery, conn, open_session)
+            rows = [(e, raw) for e in events]
+            if opened:  # lookups or writes that must commit with the events (HubSpot owners)
+                store_events(opened[0], conn.tenant_id, rows, received_at, report)
+            else:  # one INSERT that commits by itself: a single round trip
+                with db.autocommit() as connection:
+                    store_events(connection, conn.tenant_id, rows, received_at, report)
         # Committed: only now acknowledge and wake the workers.
     except QuestlineError as exc:
         log.warning(

@@ -52,7 +52,12 @@ def test_create_rotate_list_disable(cli_env: str, committed_db: Database) -> Non
         later = load_connection(session, public_id, now + timedelta(hours=2))
     assert both is not None and set(both.secrets) == {"hubspot-client-secret", new_secret}
     assert later is not None and later.secrets == (new_secret,)
-    assert public_id in run("connections", "list", "--tenant", cli_env)
+    assert f"{public_id}\thubspot\tenabled\tidentity=id namespace={public_id}\t" in run(
+        "connections", "list", "--tenant", cli_env
+    )
+    out = run("connections", "create", "--tenant", cli_env, "--kind", "moodle",
+              "--identity", "email", "--namespace", "moodle-main")  # fmt: skip
+    assert "identity=email namespace=moodle-main" in run("connections", "list", "--tenant", cli_env)
     run("connections", "disable", public_id)
     assert "disabled" in run("connections", "list", "--tenant", cli_env)
     with committed_db.sessions() as session:
