@@ -43,5 +43,6 @@ def create_app(
     app.register_blueprint(rules_api_bp)
     app.register_blueprint(__import__("questline.league_api").league_api.bp)  # issue 4
     app.register_blueprint(__import__("webhooks.views").views.bp)
+    app.register_blueprint(__import__("webhooks.admin_api").admin_api.bp)  # issue 6: admin API
     app.register_blueprint(__import__("lti.views").views.bp)  # issue 5: /lti/...
     return app

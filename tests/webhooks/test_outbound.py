@@ -20,11 +20,13 @@ from questline.db import Database
 from tests.conftest import TenantHandle
 from webhooks.models import WebhookOutbox
 from webhooks.outbound import (
+    Outbound,
     SubscriptionError,
     backoff,
     deliver_due,
     delivery_log,
     record,
+    record_many,
     subscribe,
 )
 
@@ -100,6 +102,34 @@ def test_record_writes_in_the_callers_transaction_once_per_key(
         record(session, tenant.id, "xp.changed", {}, "k")
     with db.session() as session, pytest.raises(SubscriptionError):
         subscribe(session, tenant.id, "ftp://x", ["badge.awarded"])
+
+
+def test_record_many_fans_a_batch_out_to_the_subscriptions_that_want_it(
+    db: Database, tenant: TenantHandle, other_tenant: TenantHandle
+) -> None:
+    batch = [
+        Outbound("badge.awarded", {"player_id": 1, "badge": "first-steps"}, "badge:e1:r1"),
+        Outbound("level.reached", {"player_id": 1, "level": 2}, "level:1:2"),
+        Outbound("streak.extended", {"player_id": 2, "days": 3}, "streak:2:2026-11-23"),
+    ]
+    with db.session() as session:
+        assert record_many(session, tenant.id, batch) == 0  # no subscriptions: nothing written
+        subscribe(session, tenant.id, "https://a.example/h", ["badge.awarded", "level.reached"])
+        subscribe(session, tenant.id, "https://b.example/h", ["streak.extended"])
+        subscribe(session, other_tenant.id, "https://c.example/h", ["badge.awarded"])
+    with db.session() as session:
+        assert record_many(session, tenant.id, batch) == 3
+        assert record_many(session, tenant.id, batch) == 0  # the batch re-run after a retry
+    with db.sessions() as session:
+        rows = session.execute(
+            select(WebhookOutbox.event_type, WebhookOutbox.payload).where(
+                WebhookOutbox.tenant_id.in_([tenant.id, other_tenant.id])
+            )
+        ).all()
+    assert sorted(t for t, _ in rows) == ["badge.awarded", "level.reached", "streak.extended"]
+    assert {"player_id": 2, "days": 3} in [p for _, p in rows]
+    with db.sessions() as session, pytest.raises(ValueError, match=r"xp\.changed"):
+        record_many(session, tenant.id, [Outbound("xp.changed", {}, "k")])
 
 
 def test_signed_delivery_retries_with_backoff_and_logs_every_attempt(
