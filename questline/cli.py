@@ -102,6 +102,7 @@ def scheduler(once: bool) -> None:
         if due:
             log.info("sweep woke workers", extra={"due": due})
         _close_league_weeks(ctx)  # issue 4: weekly league close
+        __import__("webhooks.jobs").jobs.wake_delivery(ctx)  # issue 6: outbound webhooks
         if once:
             click.echo(f"{due} inbox rows due")
             return

@@ -14,10 +14,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
+from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from questline.db import Database
+from questline.settings import Settings
 from tests.conftest import TenantHandle
+from webhooks.jobs import flag_key, wake_delivery
 from webhooks.models import WebhookOutbox
 from webhooks.outbound import (
     Outbound,
@@ -29,6 +32,7 @@ from webhooks.outbound import (
     record_many,
     subscribe,
 )
+from workers.context import Context, set_worker_context
 
 
 class Receiver:
@@ -173,3 +177,22 @@ def test_unreachable_endpoint_fails_after_max_attempts(db: Database, tenant: Ten
         (entry,) = delivery_log(session, tenant.id)
     assert entry["status"] == "failed" and entry["attempts"] == 3
     assert all(a["status"] is None and "ConnectionError" in a["error"] for a in entry["log"])
+
+
+def test_scheduler_wake_queues_one_rq_run_that_delivers(
+    settings: Settings, ctx: Context, db: Database, tenant: TenantHandle, receiver: Receiver
+) -> None:
+    set_worker_context(ctx)
+    queue = Queue(settings.queue_name, connection=ctx.redis)
+    assert wake_delivery(ctx) is False and len(queue) == 0  # nothing due: no job
+    with db.session() as session:
+        subscribe(session, tenant.id, receiver.url, ["quest.completed"])
+        record(session, tenant.id, "quest.completed", {"quest": "q1"}, "quest:q1:7")
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert wake_delivery(ctx, later) is True
+    assert wake_delivery(ctx, later) is True
+    assert len(queue) == 1  # two ticks, one waiting run
+    SimpleWorker([queue], connection=ctx.redis).work(burst=True)
+    assert [json.loads(body)["type"] for _, body in receiver.requests] == ["quest.completed"]
+    assert wake_delivery(ctx) is False  # delivered: nothing due any more
+    assert ctx.redis.get(flag_key(settings.redis_prefix)) is None  # the run cleared its flag
