@@ -86,8 +86,8 @@ def ingest() -> Any:
             details=errors,
         )
     if valid:
-        with ctx().db.session() as session:
-            store_events(session, tenant_id, valid, datetime.now(UTC), report)
+        with ctx().db.autocommit() as conn:
+            store_events(conn, tenant_id, valid, datetime.now(UTC), report)
     # Stored and committed: only now may anything be acknowledged or enqueued.
     if report.inbox_ids:
         try:

@@ -4,6 +4,9 @@ One bad item never costs the others: each is validated on its own and the report
 were accepted, which were duplicates (already stored under that id) and which were rejected
 and why. Storage is one multi-row INSERT ... ON CONFLICT DO NOTHING, so a repeated id is
 detected by the database, not by a racy read.
+
+On PostgreSQL the whole request is one statement (``INSERT ... SELECT FROM unnest(arrays)``), so
+a batch of 1,000 costs one round trip and no ORM bookkeeping; ingest is the hot path.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from engine.events import ActivityEvent, InvalidEvent, parse_event
@@ -54,26 +58,88 @@ def upsert_ignore(session: Session, model: Any) -> Any:
     return sa_insert(model)  # pragma: no cover - only PostgreSQL and SQLite are supported
 
 
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in a JSON value, if anywhere: PostgreSQL text cannot hold it."""
+    if isinstance(value, str):
+        return (path or "(event)") if "\x00" in value else None
+    if isinstance(value, dict):
+        children: list[tuple[str, Any]] = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return None
+    for key, inner in children:
+        where = f"{path}.{key}" if path else key
+        if "\x00" in key:
+            return where
+        found = _nul_path(inner, where)
+        if found is not None:
+            return found
+    return None
+
+
 def validate_items(items: list[Any], report: IngestReport) -> list[tuple[ActivityEvent, Any]]:
     """Parse every item; record the invalid ones in ``report`` and return the valid ones."""
     valid: list[tuple[ActivityEvent, Any]] = []
     for index, item in enumerate(items):
+        item_id = item.get("id") if isinstance(item, dict) else None
+        nul = _nul_path(item)
+        if nul is not None:
+            error = {"field": nul, "message": "must not contain the NUL character (\\u0000)"}
+            report.rejected.append(Rejected(index, item_id, [error]))
+            continue
         try:
             valid.append((parse_event(item), item))
         except InvalidEvent as exc:
-            item_id = item.get("id") if isinstance(item, dict) else None
             report.rejected.append(Rejected(index, item_id, [e.as_dict() for e in exc.errors]))
     return valid
 
 
+# The rows travel as one JSON document: psycopg sends a single text parameter, which costs the
+# client far less than adapting six arrays (measured: about half the CPU per request).
+_PG_INSERT = """
+INSERT INTO inbox_events
+    (tenant_id, source, event_key, event_type, raw, canonical, occurred_at, received_at,
+     status, attempts)
+SELECT %s, u.source, u.event_key, u.event_type, u.raw, u.canonical, u.occurred_at, %s,
+       'pending', 0
+FROM jsonb_to_recordset(%s::jsonb)
+     AS u(source text, event_key text, event_type text, raw text, canonical jsonb,
+          occurred_at timestamptz)
+ON CONFLICT ON CONSTRAINT uq_inbox_event DO NOTHING
+RETURNING id, source, event_key
+"""
+
+
+def _insert_postgres(conn: Connection, tenant_id: int, rows: list[dict[str, Any]]) -> Any:
+    document = json.dumps(
+        [
+            {
+                "source": row["source"],
+                "event_key": row["event_key"],
+                "event_type": row["event_type"],
+                "raw": row["raw"],
+                "canonical": row["canonical"],
+                "occurred_at": row["occurred_at"].isoformat(),
+            }
+            for row in rows
+        ],
+        separators=(",", ":"),
+    )
+    return conn.exec_driver_sql(_PG_INSERT, (tenant_id, rows[0]["received_at"], document))
+
+
 def store_events(
-    session: Session,
+    target: Session | Connection,
     tenant_id: int,
     events: list[tuple[ActivityEvent, Any]],
     received_at: datetime,
     report: IngestReport,
 ) -> None:
-    """Insert the events into the inbox; fill ``report`` with accepted and duplicate ids."""
+    """Insert the events into the inbox; fill ``report`` with accepted and duplicate ids.
+
+    ``target`` is the caller's session (the insert joins its transaction) or a connection
+    (for example ``Database.autocommit()``, where the single statement commits on its own)."""
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for event, raw in events:
@@ -98,10 +164,15 @@ def store_events(
         )
     if not rows:
         return
-    stmt = upsert_ignore(session, InboxEvent).returning(
-        InboxEvent.id, InboxEvent.source, InboxEvent.event_key
-    )
-    inserted = {(src, key): inbox_id for inbox_id, src, key in session.execute(stmt, rows)}
+    conn = target.connection() if isinstance(target, Session) else target
+    if conn.dialect.name == "postgresql":
+        result = _insert_postgres(conn, tenant_id, rows)
+    else:
+        insert = sqlite.insert(InboxEvent).on_conflict_do_nothing()
+        result = conn.execute(
+            insert.returning(InboxEvent.id, InboxEvent.source, InboxEvent.event_key), rows
+        )
+    inserted = {(src, key): inbox_id for inbox_id, src, key in result}
     # RETURNING with executemany can come back in any order: map back by (source, key).
     for row in rows:
         inbox_id = inserted.get((row["source"], row["event_key"]))

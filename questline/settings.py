@@ -24,6 +24,10 @@ def _int(value: str) -> int:
     return int(value)
 
 
+def _float(value: str) -> float:
+    return float(value.strip())
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -75,6 +79,14 @@ class Settings:
     job_batch_size: int = 500
     max_attempts: int = 5
     retry_base_seconds: int = 10
+    # A drain job keeps polling this long after the inbox runs dry before it ends, so a steady
+    # stream of single events is served by one job instead of one RQ job per handful of events.
+    drain_linger_seconds: float = 1.0
+    # While events trickle in, a drain waits this long between batches so each batch carries
+    # more rows (a batch has a fixed cost of a few dozen statements): latency for throughput.
+    drain_window_seconds: float = 0.05
+    # How many drain jobs may run at once: one always; more only while a backlog lasts.
+    drain_slots: int = 2
     # Scheduler: how often it sweeps the inbox for rows whose job was lost.
     sweep_interval_seconds: int = 5
     stale_after_seconds: int = 30
@@ -111,6 +123,9 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "max_body_bytes": _int,
     "job_batch_size": _int,
     "max_attempts": _int,
+    "drain_linger_seconds": _float,
+    "drain_window_seconds": _float,
+    "drain_slots": _int,
     "retry_base_seconds": _int,
     "sweep_interval_seconds": _int,
     "stale_after_seconds": _int,
@@ -129,12 +144,14 @@ _POSITIVE = {
     "max_body_bytes",
     "job_batch_size",
     "max_attempts",
+    "drain_slots",
     "web_workers",
     "sweep_interval_seconds",
     "stale_after_seconds",
     "webhook_max_body_bytes",
     "lti_jwks_cache_seconds",
 }
+_NON_NEGATIVE = {"drain_linger_seconds", "drain_window_seconds"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -153,4 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for key in _POSITIVE:
         if key in values and int(values[key]) <= 0:
             raise SettingsError(f"{PREFIX}{key.upper()} must be a positive integer")
+    for key in _NON_NEGATIVE:
+        if key in values and not float(values[key]) >= 0:  # also refuses NaN
+            raise SettingsError(f"{PREFIX}{key.upper()} must be a number of seconds >= 0")
     return replace(Settings(), **values)

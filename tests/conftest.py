@@ -145,6 +145,8 @@ def settings(pg_url: str) -> Settings:
         max_body_bytes=256 * 1024,
         max_batch=1000,
         job_batch_size=100,
+        drain_linger_seconds=0.2,
+        drain_window_seconds=0.01,
         max_attempts=3,
         retry_base_seconds=1,
         log_json=True,

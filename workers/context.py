@@ -33,7 +33,7 @@ def build_context(settings: Settings, db: Database | None = None) -> Context:
     dispatcher: Dispatcher = (
         InlineDispatcher(pipeline)
         if settings.embedded
-        else RqDispatcher(client, settings.queue_name, settings.redis_prefix)
+        else RqDispatcher(client, settings.queue_name, settings.redis_prefix, settings.drain_slots)
     )
     return Context(settings, db, client, boards, pipeline, dispatcher)
 

@@ -2,8 +2,9 @@
 row is what guarantees an event is processed, so a lost job costs latency, never an event.
 
 RQ's forking worker manages about 45 jobs/s here, so one job per event cannot reach our targets.
-Instead a job drains the inbox in batches, and a Redis flag (SET NX) keeps at most one wake-up
-waiting in the queue: a burst of single-event requests becomes a few jobs of hundreds of rows.
+Instead a job drains the inbox in batches, and a Redis flag per drain slot (SET NX) means at most
+one job per slot is queued or running: a stream of single-event requests becomes one long-lived
+job of many batches. Slot 0 is woken by ingest; slot 1.. only by a drain that sees a backlog.
 """
 
 from __future__ import annotations
@@ -43,27 +44,59 @@ class InlineDispatcher:
         return 0
 
 
-def wake_key(prefix: str) -> str:
-    return f"{prefix}:wake"
+def wake_key(prefix: str, slot: int = 0) -> str:
+    """The flag a drain job of ``slot`` holds while it is queued or running."""
+    return f"{prefix}:wake" if slot == 0 else f"{prefix}:wake:{slot}"
 
 
 class RqDispatcher:
-    """Enqueue a drain job on RQ unless one is already waiting."""
+    """Enqueue a drain job for a slot unless that slot's job is already queued or running."""
 
-    def __init__(self, connection: redis.Redis, queue_name: str, prefix: str) -> None:
+    def __init__(
+        self, connection: redis.Redis, queue_name: str, prefix: str, slots: int = 2
+    ) -> None:
         self.connection = connection
         self.queue = Queue(queue_name, connection=connection)
+        self.prefix = prefix
+        self.slots = slots
         self.flag = wake_key(prefix)
 
-    def wake(self) -> None:
-        if self.connection.set(self.flag, b"1", nx=True, ex=WAKE_TTL_SECONDS):
-            self.queue.enqueue(
-                "workers.jobs.drain_inbox",
-                retry=Retry(max=3, interval=[1, 5, 15]),
-                job_timeout=300,
-                result_ttl=60,
-                failure_ttl=7 * 24 * 3600,
-            )
+    def wake(self, slot: int = 0) -> bool:
+        """Take the slot's flag and queue a job for it; False if the slot is busy or absent."""
+        if slot >= self.slots:
+            return False
+        if self.connection.set(wake_key(self.prefix, slot), b"1", nx=True, ex=WAKE_TTL_SECONDS):
+            self._enqueue(slot)
+            return True
+        return False
+
+    def keep(self, slot: int) -> None:
+        """A running job still holds its flag: push its expiry out (a dead job's flag lapses)."""
+        self.connection.expire(wake_key(self.prefix, slot), WAKE_TTL_SECONDS)
+
+    def hand_over(self, slot: int) -> None:
+        """The caller holds the flag and stops: queue its successor, which inherits the flag."""
+        self.keep(slot)
+        self._enqueue(slot)
+
+    def release(self, slot: int) -> None:
+        self.connection.delete(wake_key(self.prefix, slot))
+
+    def retake(self, slot: int) -> bool:
+        """Take the flag back after a release; False if a new job already owns the slot."""
+        return bool(
+            self.connection.set(wake_key(self.prefix, slot), b"1", nx=True, ex=WAKE_TTL_SECONDS)
+        )
 
     def depth(self) -> int:
         return len(self.queue)
+
+    def _enqueue(self, slot: int) -> None:
+        self.queue.enqueue(
+            "workers.jobs.drain_inbox",
+            slot,
+            retry=Retry(max=3, interval=[1, 5, 15]),
+            job_timeout=300,
+            result_ttl=60,
+            failure_ttl=7 * 24 * 3600,
+        )

@@ -190,3 +190,25 @@ def test_nothing_is_acknowledged_when_the_store_fails(client, tenant: TenantHand
         "error": "internal",
         "message": "internal error; it has been logged",
     }
+
+
+def test_a_nul_character_is_rejected_by_field_and_spares_the_rest(client, tenant: TenantHandle, db):
+    """PostgreSQL text and jsonb cannot store U+0000; it must be a 422 item, not a failed batch."""
+    bad = event("nul-1")
+    bad["actor"]["name"] = "Ada\u0000"
+    response = client.post("/api/v1/events", json=[bad, event("ok-1")], headers=tenant.auth)
+    assert response.status_code == 202
+    data = response.get_json()
+    assert data["accepted"] == ["ok-1"]
+    assert data["rejected"] == [
+        {
+            "index": 0,
+            "id": "nul-1",
+            "errors": [
+                {"field": "actor.name", "message": "must not contain the NUL character (\\u0000)"}
+            ],
+        }
+    ]
+    single = client.post("/api/v1/events", json=bad, headers=tenant.auth)
+    assert single.status_code == 422 and "actor.name" in single.get_json()["message"]
+    assert inbox_count(db, tenant.id) == 1
