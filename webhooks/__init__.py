@@ -1,6 +1,5 @@
-"""Webhook receivers (Moodle, Canvas, Caliper, xAPI, HubSpot, Salesforce, Standard Webhooks):
-issue 6. Each will verify raw bytes, parse to canonical events with ``engine.events``, store in
-the inbox with ``questline.ingest.store_events`` and answer fast.
-
-Empty until that issue lands: nothing here pretends to receive a webhook yet.
+"""Webhook receivers (Moodle, Canvas, Caliper, xAPI, HubSpot, Salesforce, Standard Webhooks) and
+outbound webhooks: issue 6. ``POST /webhooks/<connection>`` verifies the raw bytes, parses them
+into canonical events (``engine.events``), stores them in the inbox with
+``questline.ingest.store_events`` before answering, and wakes the workers. See docs/webhooks.md.
 """

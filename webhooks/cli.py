@@ -66,6 +66,12 @@ def connections() -> None:
     default=None,
     help="LMS kinds: user ids are the LTI sub of this registration's launches (one player)",
 )
+@click.option(
+    "--won-stage",
+    "won_stages",
+    multiple=True,
+    help="hubspot: deal stage ids that count as won (default closedwon; repeat the option)",
+)
 def create(
     tenant: str,
     kind: str,
@@ -76,6 +82,7 @@ def create(
     org_id: str | None,
     jwks_url: str | None,
     lti_registration: int | None,
+    won_stages: tuple[str, ...],
 ) -> None:
     from webhooks.connections import ConnectionError_, create_connection
 
@@ -93,6 +100,7 @@ def create(
                 org_id=org_id,
                 jwks_url=jwks_url,
                 lti_registration=lti_registration,
+                won_stages=won_stages,
             )
             public_id = conn.public_id
     except ConnectionError_ as exc:

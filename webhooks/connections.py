@@ -36,6 +36,7 @@ IDENTITY_MODES = ("id", "email")
 LTI_KINDS = ("moodle", "canvas", "canvas-caliper", "caliper", "xapi")
 CACHE_SECONDS = 5.0
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ORG_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 
 
@@ -102,6 +103,7 @@ def build_config(
     org_id: str | None = None,
     jwks_url: str | None = None,
     lti_registration: int | None = None,
+    won_stages: tuple[str, ...] | list[str] | None = None,
 ) -> dict[str, Any]:
     """Validate the kind-specific options into the stored ``config``."""
     if kind not in KINDS:
@@ -119,6 +121,12 @@ def build_config(
         if namespace is not None:
             raise ConnectionError_("--lti-registration and --namespace exclude each other")
         config["lti_registration"] = int(lti_registration)
+    if won_stages:
+        if kind != "hubspot":
+            raise ConnectionError_("--won-stage is only for hubspot")
+        if not all(_STAGE.match(stage) for stage in won_stages):
+            raise ConnectionError_("--won-stage: a HubSpot deal stage id (letters, digits, _ -)")
+        config["won_stages"] = sorted(set(won_stages))
     if kind == "salesforce":
         if not org_id or not _ORG_ID.match(org_id):
             raise ConnectionError_("salesforce needs --org-id, the 15 or 18 character org id")

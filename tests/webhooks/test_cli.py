@@ -58,6 +58,12 @@ def test_create_rotate_list_disable(cli_env: str, committed_db: Database) -> Non
     out = run("connections", "create", "--tenant", cli_env, "--kind", "moodle",
               "--identity", "email", "--namespace", "moodle-main")  # fmt: skip
     assert "identity=email namespace=moodle-main" in run("connections", "list", "--tenant", cli_env)
+    out = run("connections", "create", "--tenant", cli_env, "--kind", "hubspot",
+              "--secret", "s", "--won-stage", "closedwon", "--won-stage", "1234567")  # fmt: skip
+    staged = re.search(r"connection: (c[0-9a-f]{16})", out).group(1)  # type: ignore[union-attr]
+    with committed_db.sessions() as session:
+        info = load_connection(session, staged, datetime.now(UTC))
+    assert info is not None and info.config["won_stages"] == ["1234567", "closedwon"]
     run("connections", "disable", public_id)
     assert "disabled" in run("connections", "list", "--tenant", cli_env)
     with committed_db.sessions() as session:
@@ -79,3 +85,9 @@ def test_generated_secrets_and_bad_options(cli_env: str) -> None:
     result = CliRunner().invoke(main, ["connections", "create", "--tenant", "no-such-tenant",
                                        "--kind", "moodle"])  # fmt: skip
     assert result.exit_code != 0 and "no tenant" in result.output
+    result = CliRunner().invoke(main, ["connections", "create", "--tenant", cli_env,
+                                       "--kind", "moodle", "--won-stage", "closedwon"])  # fmt: skip
+    assert result.exit_code != 0 and "only for hubspot" in result.output
+    result = CliRunner().invoke(main, ["connections", "create", "--tenant", cli_env,
+                                       "--kind", "hubspot", "--won-stage", "a b"])  # fmt: skip
+    assert result.exit_code != 0 and "stage id" in result.output

@@ -265,6 +265,10 @@ def test_hubspot_deal_won_credits_the_owner() -> None:
     assert (event.type, event.actor.id) == ("deal.won", "cfixture:owner:321")
     unknown = hubspot.from_hubspot_payload([won], info("hubspot"), {})[0]
     assert unknown.type == "hubspot.deal_won_unassigned"
+    # A custom pipeline's won stage counts only where the connection lists it.
+    custom = {**won, "propertyValue": "1234567"}
+    assert hubspot.won_deals([custom], info("hubspot")) == set()
+    assert hubspot.won_deals([custom], info("hubspot", won_stages=["1234567"])) == {"555"}
 
 
 SF_ORG = "012345678901234"
