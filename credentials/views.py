@@ -21,7 +21,7 @@ from credentials.keys import KeyUnavailable, public_jwk
 from credentials.models import IssuedCredential
 from credentials.verify import VerificationResult, verify
 from questline.api import authenticate, ctx
-from questline.errors import NotFound, ServiceUnavailable, Unprocessable
+from questline.errors import NotFound, QuestlineError, ServiceUnavailable, Unprocessable
 from questline.models import PlayerBadge, Tenant
 
 bp = Blueprint("credentials", __name__)
@@ -97,6 +97,56 @@ def issue(player_id: int, award_id: int) -> Any:
     except KeyUnavailable as exc:
         raise _key_errors(exc) from exc
     return jsonify(body), 201
+
+
+class Forbidden(QuestlineError):
+    status, code = 403, "forbidden"
+
+
+@bp.get("/ob/me/badges/<int:award_id>/credential")
+@bp.get("/ob/me/badges/<int:award_id>/credential.<any(json, jwt, png):kind>")
+def learner_download(award_id: int, kind: str = "json") -> Response:
+    """The learner's own download from the badge shelf, authorised by the widget embed token
+    (``?token=``, the one the shelf was opened with): their award only, issued on first use."""
+    from widgets.signing import InvalidToken
+    from widgets.signing import verify as verify_token
+
+    try:
+        grant = verify_token(_secret(), request.values.get("token"))
+    except InvalidToken as exc:
+        raise Forbidden(exc.reason) from None
+    if grant.player_id is None:
+        raise Forbidden("this token is not a learner's: it cannot download a credential")
+    base = _base()
+    try:
+        with ctx().db.session() as session:
+            row = service.issue_for_award(
+                session,
+                grant.tenant_id,
+                award_id,
+                base=base,
+                secret=_secret(),
+                now=datetime.now(UTC),
+                player_id=grant.player_id,
+            )
+            credential_uuid, document, token = row.uuid, row.document, row.jwt
+            award = session.get(PlayerBadge, row.award_id)
+            seed = f"{row.tenant_id}/{award.badge_id if award else ''}"
+    except service.NotIssuable as exc:
+        raise NotFound(f"you have no award {award_id}") from exc
+    except KeyUnavailable as exc:
+        raise _key_errors(exc) from exc
+    name = f"badge-{credential_uuid}.{kind}"
+    if kind == "png":
+        body: Any = bake(badge_png(seed), json.dumps(document, separators=(",", ":")))
+        response = Response(body, mimetype="image/png")
+    elif kind == "jwt":
+        response = Response(token, mimetype=VC_JWT)
+    else:
+        response = _ld(document)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _issued_json(row: IssuedCredential, base: str) -> dict[str, Any]:

@@ -285,3 +285,26 @@ def test_downloads_and_baked_png(client, tenant, award) -> None:
     assert bad.status_code == 422
     page = client.get(links["verify"])
     assert 'data-status="valid"' in page.get_data(as_text=True)
+
+
+def test_learner_downloads_with_the_widget_token(client, db, tenant, award) -> None:
+    """The badge shelf links here with the embed token it was opened with."""
+    from widgets.signing import EmbedGrant, sign
+
+    secret = client.application.config["SECRET_KEY"]
+    player_id, award_id = award
+    token = sign(secret, EmbedGrant(tenant.id, player_id), ttl_seconds=600)
+    as_json = client.get(f"/ob/me/badges/{award_id}/credential.json?token={token}")
+    assert as_json.status_code == 200
+    assert as_json.headers["Content-Disposition"].startswith("attachment")
+    assert verify_json(client, as_json.get_json(force=True))["status"] == "valid"
+    as_jwt = client.get(f"/ob/me/badges/{award_id}/credential.jwt?token={token}")
+    assert verify_json(client, {"jwt": as_jwt.get_data(as_text=True)})["status"] == "valid"
+    as_png = client.get(f"/ob/me/badges/{award_id}/credential.png?token={token}")
+    assert as_png.mimetype == "image/png"
+    # Someone else's token, no token, a forged token: never this award.
+    other_player, _ = make_award(db, tenant, email="bo@example.edu")
+    other = sign(secret, EmbedGrant(tenant.id, other_player), ttl_seconds=600)
+    assert client.get(f"/ob/me/badges/{award_id}/credential?token={other}").status_code == 404
+    assert client.get(f"/ob/me/badges/{award_id}/credential").status_code == 403
+    assert client.get(f"/ob/me/badges/{award_id}/credential?token={token}x").status_code == 403
