@@ -45,5 +45,6 @@ def create_app(
     app.register_blueprint(__import__("webhooks.views").views.bp)
     app.register_blueprint(__import__("webhooks.admin_api").admin_api.bp)  # issue 6: admin API
     app.register_blueprint(__import__("lti.views").views.bp)  # issue 5: /lti/...
+    app.register_blueprint(__import__("identity.views").views.bp)  # issue 8: /sso, /me
     app.register_blueprint(__import__("credentials.views").views.bp)  # issue 9: /ob/...
     return app

@@ -218,3 +218,11 @@ def leaderboard(board: str) -> Any:
             ],
         }
     )
+
+
+@bp.delete("/players/<int:player_id>")
+def erase_player(player_id: int) -> Any:
+    """Erase a player's personal data, keep anonymised aggregates (issue 8: identity/privacy.py)."""
+    from identity.api import erase_player_route
+
+    return erase_player_route(player_id)

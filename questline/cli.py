@@ -285,6 +285,8 @@ main.add_command(_rules_group)
 main.add_command(__import__("webhooks.cli").cli.connections)  # issue 6: webhook connections
 main.add_command(__import__("webhooks.cli").cli.webhooks)  # issue 6: outbound webhooks
 main.add_command(__import__("lti.cli").cli.lti)  # issue 5: LTI keys and registrations
+main.add_command(__import__("identity.cli").cli.sso)  # issue 8: OIDC SSO settings
+main.add_command(__import__("identity.cli").cli.players)  # issue 8: export, erase, merge
 
 if __name__ == "__main__":  # pragma: no cover
     main()

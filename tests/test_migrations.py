@@ -9,6 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from credentials import models as _credentials  # noqa: F401  (issue 9)
+from identity import models as _identity  # noqa: F401  (issue 8)
 from lti import models as _lti  # noqa: F401  (registers tables)
 from questline import league_models as _leagues  # noqa: F401
 from questline import models as _core  # noqa: F401

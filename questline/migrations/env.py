@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from credentials import models as credential_models  # noqa: F401  (issue 9's tables)
+from identity import models as identity_models  # noqa: F401  (issue 8's tables)
 from lti import models as lti_models  # noqa: F401  (issue 5's tables)
 from questline import league_models as league_tables  # noqa: F401  (issue 4's tables)
 from questline import models  # noqa: F401  (registers the tables on Base.metadata)

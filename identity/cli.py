@@ -1,0 +1,125 @@
+"""``questline sso ...`` and ``questline players ...``: SSO settings, links, merges and privacy.
+
+These are the operator's tools (run on the server, with the database's credentials); tenant
+admins do the same through the identity API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from questline.db import Database
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    from questline.cli import _settings
+    from questline.db import Database
+
+    database = Database(_settings().database_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(getattr(exc, "message", str(exc)))
+
+
+@click.group(help="Per-tenant OpenID Connect single sign-on.")
+def sso() -> None:
+    pass
+
+
+@sso.command("configure", help="Create or update a tenant's OpenID provider and link rules.")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant id or name.")
+@click.option("--issuer", help="The provider's issuer URL (discovery is read from it).")
+@click.option("--client-id")
+@click.option("--client-secret")
+@click.option("--scopes", help='Default "openid email profile".')
+@click.option("--allowed-domains", help="Comma-separated email domains allowed to sign in.")
+@click.option("--link-by-email/--no-link-by-email", default=None, help="Link verified emails.")
+@click.option("--link-claim", help="Employee / SIS id claim to link by (e.g. employee_id).")
+@click.option("--roles-claim", help='Claim holding groups (default "groups").')
+@click.option("--admin-group", help="Group in that claim that makes a tenant admin.")
+@click.option("--api-audience", help="aud of client-credentials access tokens for this tenant.")
+def sso_configure(tenant_ref: str, **options: Any) -> None:
+    from identity.config import config_json, configure_sso, find_tenant
+    from questline.errors import QuestlineError
+
+    values = {k: v for k, v in options.items() if v is not None}
+    with _database() as database, database.session() as session:
+        try:
+            tenant = find_tenant(session, tenant_ref)
+            config = configure_sso(session, tenant.id, values, actor="cli")
+        except QuestlineError as exc:
+            raise _fail(exc) from None
+        shown = config_json(config)
+        tenant_id = tenant.id
+    click.echo(json.dumps(shown, indent=2))
+    click.echo(f"login URL: <public url>/sso/{tenant_id}/login")
+    click.echo(f"redirect URI to register at the provider: <public url>/sso/{tenant_id}/callback")
+
+
+@click.group(help="Players: export, erase and merge (link and unlink: the identity API).")
+def players() -> None:
+    pass
+
+
+@players.command("export", help="Print everything stored about a player as JSON.")
+@click.argument("player_id", type=int)
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant id or name.")
+def players_export(player_id: int, tenant_ref: str) -> None:
+    from identity.config import find_tenant
+    from identity.privacy import export_player
+    from questline.errors import QuestlineError
+
+    with _database() as database, database.sessions() as session:
+        try:
+            data = export_player(session, find_tenant(session, tenant_ref).id, player_id)
+        except QuestlineError as exc:
+            raise _fail(exc) from None
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@players.command("erase", help="Erase a player's personal data; aggregates stay, anonymised.")
+@click.argument("player_id", type=int)
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant id or name.")
+@click.confirmation_option(prompt="Erase this player's personal data for good?")
+def players_erase(player_id: int, tenant_ref: str) -> None:
+    from identity.config import find_tenant
+    from identity.privacy import erase_player
+    from questline.errors import QuestlineError
+
+    with _database() as database, database.session() as session:
+        try:
+            result = erase_player(session, find_tenant(session, tenant_ref).id, player_id, "cli")
+        except QuestlineError as exc:
+            raise _fail(exc) from None
+    click.echo(json.dumps(result))
+
+
+@players.command("merge", help="Merge SOURCE into TARGET (ledgers combined, audit-logged).")
+@click.argument("source", type=int)
+@click.argument("target", type=int)
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant id or name.")
+def players_merge(source: int, target: int, tenant_ref: str) -> None:
+    from identity.config import find_tenant
+    from identity.merge import merge_players
+    from questline.errors import QuestlineError
+
+    with _database() as database, database.session() as session:
+        try:
+            tenant_id = find_tenant(session, tenant_ref).id
+            result = merge_players(session, tenant_id, source, target, "cli")
+        except QuestlineError as exc:
+            raise _fail(exc) from None
+    click.echo(json.dumps({"already_merged": result.already_merged, "moved": result.moved}))
+    click.echo("run `questline reconcile` to rebuild the boards from the ledger")
