@@ -21,12 +21,17 @@ WIDGETS = {
     "streak": "Streak",
     "quests": "Quests",
 }
+DEFAULT_WIDGET = "level"
 WINDOWS = ("all_time", "month", "week")
 SIZES = ("small", "medium", "large")
 
 
 @dataclass(frozen=True)
 class WidgetChoice:
+    """A widget and its options: what the instructor picks in deep linking, what the created
+    link carries as custom parameters, and what a learner's launch of that link shows.
+    ``views.widget_for_launch`` is the seam the widgets issue renders through."""
+
     widget: str
     window: str
     anonymise: bool
@@ -44,6 +49,26 @@ class WidgetChoice:
         if size not in SIZES:
             raise LtiRejected("invalid_choice", f"size must be one of {', '.join(SIZES)}")
         return cls(widget, window, form.get("anonymise") in {"1", "on", "true"}, size)
+
+    @classmethod
+    def from_launch(cls, custom: object) -> WidgetChoice:
+        """The widget a learner's launch asks for, from the link's custom parameters. Lenient:
+        a link made by hand in the LMS (or before a widget existed) shows the level bar with
+        default options instead of refusing a learner who can do nothing about it."""
+        params = custom if isinstance(custom, Mapping) else {}
+        widget = str(params.get("widget", ""))
+        window = str(params.get("window", ""))
+        size = str(params.get("size", ""))
+        return cls(
+            widget if widget in WIDGETS else DEFAULT_WIDGET,
+            window if window in WINDOWS else "all_time",
+            str(params.get("anonymise", "")).lower() in {"1", "on", "true"},
+            size if size in SIZES else "medium",
+        )
+
+    @property
+    def title(self) -> str:
+        return WIDGETS[self.widget]
 
     def custom(self) -> dict[str, str]:
         """Custom parameters come back as strings in every launch of the created link."""

@@ -19,7 +19,7 @@ from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.exception import LtiException
 from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti import services
@@ -65,9 +65,11 @@ def queue_progress(
     if player_ids is not None:
         query = query.where(LtiCourseMember.player_id.in_(player_ids))
     goal = float(course.ags_goal_xp)
+    last = _last_scores(session, course.id)
     count = 0
     for player_id, sub, roles, xp in session.execute(query):
-        if is_instructor(roles):
+        score = (min(float(xp), goal), goal)
+        if is_instructor(roles) or last.get(player_id) == score:
             continue
         session.add(
             LtiScorePost(
@@ -75,8 +77,8 @@ def queue_progress(
                 course_id=course.id,
                 player_id=player_id,
                 user_sub=sub,
-                score_given=min(float(xp), goal),
-                score_maximum=goal,
+                score_given=score[0],
+                score_maximum=score[1],
                 status="pending",
                 attempts=0,
                 next_attempt_at=now,
@@ -85,6 +87,29 @@ def queue_progress(
         )
         count += 1
     return count
+
+
+def _last_scores(session: Session, course_id: int) -> dict[int, tuple[float, float]]:
+    """Each learner's most recent score that is sent or on its way (not given up on): the same
+    progress is not posted twice."""
+    latest = (
+        select(func.max(LtiScorePost.id))
+        .where(LtiScorePost.course_id == course_id, LtiScorePost.status != "dead")
+        .group_by(LtiScorePost.player_id)
+    )
+    rows = session.execute(
+        select(LtiScorePost.player_id, LtiScorePost.score_given, LtiScorePost.score_maximum).where(
+            LtiScorePost.id.in_(latest)
+        )
+    )
+    return {player_id: (given, maximum) for player_id, given, maximum in rows}
+
+
+def queue_all(session: Session, now: datetime) -> int:
+    """The scheduled pass (``questline lti grades sync``): queue changed progress in every
+    course whose instructor turned grades on."""
+    courses = session.scalars(select(LtiCourse).where(LtiCourse.ags_enabled.is_(True)))
+    return sum(queue_progress(session, course, None, now) for course in courses)
 
 
 @dataclass

@@ -5,20 +5,25 @@ so boards and leagues know everyone. Run on an instructor's launch and on a sche
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+import requests
+from pylti1p3.exception import LtiException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.events import Actor
 from identity.players import resolve_players
 from lti import services
-from lti.keys import SigningKeyCache
+from lti.keys import KeyUnavailable, SigningKeyCache
 from lti.models import LtiCourse
 from lti.visits import actor_id, upsert_member
 from questline.db import Database
 from questline.models import Player
+
+log = logging.getLogger("questline.lti.roster")
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,26 @@ def _player_count(session: Session, tenant_id: int) -> int:
         )
         or 0
     )
+
+
+def sync_all(
+    database: Database, secret: str, now: datetime, course_id: int | None = None
+) -> list[str]:
+    """The scheduled sync: every course that offers NRPS (or one). A platform that fails does
+    not stop the others; each course gets one line saying what happened."""
+    keys = SigningKeyCache(secret)
+    with database.sessions() as session:
+        query = select(LtiCourse.id).where(LtiCourse.nrps_url.is_not(None))
+        if course_id is not None:
+            query = query.where(LtiCourse.id == course_id)
+        course_ids = list(session.scalars(query.order_by(LtiCourse.id)))
+    lines = []
+    for cid in course_ids:
+        try:
+            result = sync_course(database, keys, cid, now)
+        except (LtiException, requests.RequestException, KeyUnavailable) as exc:
+            log.error("roster sync failed", extra={"course_id": cid, "error": str(exc)})
+            lines.append(f"failed course {cid}: {exc}")
+            continue
+        lines.append(f"course {cid}: {result.members} members, {result.created} new players")
+    return lines

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from flask import Blueprint, current_app, make_response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -19,13 +20,15 @@ from sqlalchemy.orm import Session
 
 from lti import grades, jobs
 from lti.deep_linking import DL_SETTINGS_CLAIM, SIZES, WIDGETS, WINDOWS, WidgetChoice, response_jwt
+from lti.dynamic_registration import register as register_dynamically
+from lti.dynamic_registration import tenant_of_invitation
 from lti.errors import LtiRejected
 from lti.keys import KeyUnavailable, SigningKeyCache, published_jwks
 from lti.models import LtiCourse, LtiCourseMember, LtiLaunch, LtiRegistration
 from lti.protocol import CLAIM, DEPLOYMENT_CLAIM, Launch, Login, LtiRequest
 from lti.tool_config import DbToolConf, JwksCache
 from lti.visits import is_instructor, record_visit
-from questline.models import Player
+from questline.models import Player, Tenant
 from workers.context import Context
 from workers.rulesets import active_rules
 
@@ -39,6 +42,7 @@ class LtiState:
 
     jwks: JwksCache
     keys: SigningKeyCache
+    http: requests.Session = field(default_factory=requests.Session)
 
 
 @bp.record_once
@@ -161,7 +165,7 @@ def _page_for(
             windows=WINDOWS,
             sizes=SIZES,
         )
-    course_title = (claims.get(CLAIM + "context") or {}).get("title")
+    course_title = _context_title(claims)
     if visit.instructor:
         members = session.execute(
             select(Player, LtiCourseMember.roles)
@@ -180,18 +184,41 @@ def _page_for(
             rules=rules.xp,
             base_url=base_url(),
         )
-    player = session.get(Player, visit.player_id)
-    assert player is not None
+    return learner_page(session, tenant_id, visit.player_id, widget_for_launch(claims), claims)
+
+
+def widget_for_launch(claims: dict[str, Any]) -> WidgetChoice:
+    """The seam for the widgets issue: which widget (and options: board window, anonymise,
+    size) a learner's launch shows, from the custom parameters deep linking put on the link."""
+    return WidgetChoice.from_launch(claims.get(CLAIM + "custom"))
+
+
+def learner_page(
+    session: Session,
+    tenant_id: int,
+    player_id: int,
+    choice: WidgetChoice,
+    claims: dict[str, Any],
+) -> ResponseReturnValue:
+    """What a learner sees inside the LMS. Until the widgets issue renders ``choice.widget``
+    itself, every widget is the player's own level, XP and streak under the widget's title."""
+    player = session.get(Player, player_id)
+    assert player is not None and player.tenant_id == tenant_id
     curve = active_rules(session, tenant_id).levels
-    custom = claims.get(CLAIM + "custom") or {}
     return render_template(
         "lti/learner.html",
         player=player,
         next_level_xp=curve.xp_for(player.level + 1),
-        widget=WIDGETS.get(custom.get("widget", ""), "Level bar"),
-        options=custom,
-        course_title=course_title,
+        widget=choice.title,
+        choice=choice,
+        course_title=_context_title(claims),
     )
+
+
+def _context_title(claims: dict[str, Any]) -> str | None:
+    context = claims.get(CLAIM + "context")
+    title = context.get("title") if isinstance(context, dict) else None
+    return title if isinstance(title, str) else None
 
 
 @bp.post("/deep-link/<launch_id>")
@@ -242,6 +269,31 @@ def _recent_launch(session: Session, launch_id: str, now: datetime) -> LtiLaunch
     if record is None or record.expires_at <= now:
         raise LtiRejected("unknown_launch", "this Questline session is unknown or expired")
     return record
+
+
+@bp.get("/register")
+def dynamic_registration() -> ResponseReturnValue:
+    """LTI Dynamic Registration 1.0: the platform opens this (in an iframe or a window) with
+    ``openid_configuration`` and ``registration_token``; our ``tenant`` invitation rides along
+    because the administrator pasted the URL that carries it. The answer page tells the
+    platform we are done (``org.imsglobal.lti.close``) so it can show its own confirmation."""
+    tenant_id = tenant_of_invitation(ctx().settings.secret_key, request.args.get("tenant"))
+    with ctx().db.session() as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise LtiRejected("invalid_invitation", "the tenant of this registration URL is gone")
+        done = register_dynamically(
+            session,
+            lti_state().http,
+            tenant_id=tenant_id,
+            base_url=base_url(),
+            openid_configuration=request.args.get("openid_configuration"),
+            registration_token=request.args.get("registration_token"),
+        )
+    log.info(
+        "lti platform registered dynamically",
+        extra={"tenant_id": tenant_id, "issuer": done.issuer, "client_id": done.client_id},
+    )
+    return render_template("lti/registered.html", done=done)
 
 
 @bp.get("/config")

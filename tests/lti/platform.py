@@ -108,6 +108,10 @@ class Platform:
     custom: dict[str, str] = field(default_factory=dict)
     # How many score posts to refuse with a 503 before accepting (to exercise retries).
     fail_scores: int = 0
+    # Dynamic registration: the token the platform hands out, and the requests it received.
+    registration_token: str = "reg-token-1"
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+    openid_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def issuer(self) -> str:
@@ -141,6 +145,10 @@ class Platform:
         path = request.path
         if path == "/jwks":
             return _json(self.conf().get_jwks())
+        if path == "/.well-known/openid-configuration":
+            return self.openid_configuration(request)
+        if path == "/register":
+            return self.register_tool(request)
         if path == "/auth":
             return self.auth(request)
         if path == "/token":
@@ -244,6 +252,70 @@ class Platform:
         conf = self.conf()
         conf.get_registration()
         return _json(conf.get_access_token(form))
+
+    def openid_configuration(self, request: Request) -> Response:
+        """LTI Dynamic Registration: the platform's OpenID configuration, modelled on the one
+        Moodle 4.x serves (mod/lti/openid-configuration.php). lti1p3platform has no dynamic
+        registration, so this endpoint and the next are our glue, not the independent peer."""
+        if request.headers.get("Authorization") != f"Bearer {self.registration_token}":
+            return Response("registration token required", status=401)
+        body = {
+            "issuer": self.issuer,
+            "token_endpoint": self.base + "/token",
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+            "jwks_uri": self.base + "/jwks",
+            "authorization_endpoint": self.base + "/auth",
+            "registration_endpoint": self.base + "/register",
+            "scopes_supported": [
+                "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+                "openid",
+            ],
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public", "pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "iss", "name", "given_name", "family_name", "email"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "moodle",
+                "version": "4.1",
+                "messages_supported": [
+                    {"type": "LtiResourceLinkRequest"},
+                    {"type": "LtiDeepLinkingRequest"},
+                ],
+                "variables": ["CourseSection.timeFrame.end", "Person.email.primary"],
+            },
+            **self.openid_overrides,
+        }
+        return _json(body)
+
+    def register_tool(self, request: Request) -> Response:
+        """The registration endpoint: checks the token and the request's required fields,
+        issues a client id and a deployment id, and becomes configured for that client."""
+        if request.headers.get("Authorization") != f"Bearer {self.registration_token}":
+            return Response("registration token required", status=401)
+        body = json.loads(request.get_data())
+        self.registrations.append(body)
+        tool = body.get("https://purl.imsglobal.org/spec/lti-tool-configuration") or {}
+        required = ("initiate_login_uri", "redirect_uris", "jwks_uri", "client_name")
+        missing = [k for k in required if not body.get(k)] + (
+            [] if tool.get("target_link_uri") else ["target_link_uri"]
+        )
+        if missing or body.get("token_endpoint_auth_method") != "private_key_jwt":
+            return Response(f"invalid registration: missing {missing}", status=400)
+        self.client_id = f"dyn-{unique()}"
+        self.deployment_id = f"dep-{unique()}"
+        return _json(
+            {
+                **body,
+                "client_id": self.client_id,
+                "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+                    **tool,
+                    "deployment_id": self.deployment_id,
+                },
+            }
+        )
 
     def check_token(self, request: Request, scope: str) -> None:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")

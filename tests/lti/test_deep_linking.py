@@ -8,10 +8,14 @@ from urllib.parse import urljoin
 
 from sqlalchemy import select
 
+from lti.deep_linking import WidgetChoice
 from lti.models import LtiLaunch
+from lti.views import widget_for_launch
 from questline.models import InboxEvent
 from tests.lti.conftest import LtiWorld
 from tests.lti.platform import parse_form, post_form
+
+CUSTOM = "https://purl.imsglobal.org/spec/lti/claim/custom"
 
 
 def _choose(world: LtiWorld, user: str, choice: dict[str, str]) -> tuple[str, object]:
@@ -65,6 +69,24 @@ def test_learner_launch_of_the_created_link_shows_that_widget(lti_world: LtiWorl
     page = platform.launch(lti_world.browser(), platform.users["learner-1"])
     assert page.status_code == 200
     assert "<h1>Streak</h1>" in page.text
+    assert 'data-widget="streak" data-window="all_time"' in page.text
+
+
+def test_the_launch_widget_seam_is_lenient_with_hand_made_links() -> None:
+    """A learner can do nothing about a link's custom parameters: unknown values fall back to
+    defaults instead of refusing the launch (the deep-linking form itself is strict)."""
+    claims = {CUSTOM: {"widget": "casino", "window": "year", "anonymise": "TRUE", "size": "xl"}}
+    assert widget_for_launch(claims) == WidgetChoice("level", "all_time", True, "medium")
+    assert widget_for_launch({CUSTOM: "not a mapping"}) == widget_for_launch({})
+    custom = {"widget": "leaderboard", "window": "week", "size": "small"}
+    chosen = widget_for_launch({CUSTOM: custom})
+    assert (chosen.widget, chosen.window, chosen.anonymise, chosen.size) == (
+        "leaderboard",
+        "week",
+        False,
+        "small",
+    )
+    assert chosen.title == "Leaderboard"
 
 
 def test_learner_cannot_deep_link(lti_world: LtiWorld) -> None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from lti.dynamic_registration import tenant_of_invitation
 from lti.keys import KEY_GRACE, KeyUnavailable, SigningKeyCache, generate_key, published_jwks
 from lti.models import LtiDeployment, LtiRegistration, LtiToolKey
 from lti.registrations import InvalidRegistration, register_platform
@@ -160,8 +161,22 @@ def test_cli_rotates_keys_and_registers_on_sqlite(tmp_path, monkeypatch) -> None
     )
     assert bad.exit_code != 0 and "no tenant" in bad.output
 
+    invite = run("lti", "registration-url", "--tenant", "Uni", "--base-url", "https://q.example/")
+    assert invite.startswith("https://q.example/lti/register?tenant=")
+    token = invite.split("tenant=", 1)[1].split()[0]
+    assert tenant_of_invitation("cli-secret", token) == 1
+    no_base = runner.invoke(main, ["lti", "registration-url", "--tenant", "Uni"])
+    assert no_base.exit_code != 0 and "--base-url" in no_base.output
+    run("lti", "deployments", "add", "--registration", "1", "--deployment-id", "dep-3")
+    missing = runner.invoke(
+        main, ["lti", "deployments", "add", "--registration", "9", "--deployment-id", "x"]
+    )
+    assert missing.exit_code != 0 and "no registration 9" in missing.output
+
     database = Database(url)
     with database.sessions() as session:
+        allowed = session.scalars(select(LtiDeployment.deployment_id)).all()
+        assert sorted(allowed) == ["dep-1", "dep-2", "dep-3"]
         keys = session.scalars(select(LtiToolKey).order_by(LtiToolKey.id)).all()
         assert len(keys) == 2 and keys[0].retired_at is not None and keys[1].retired_at is None
         registration = session.scalar(select(LtiRegistration))

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin
 
+from click.testing import CliRunner
 from rq import Queue
 from sqlalchemy import select, update
 
@@ -14,6 +15,7 @@ from lti.grades import deliver_due
 from lti.keys import SigningKeyCache
 from lti.models import LtiCourse, LtiCourseMember, LtiLineItem, LtiScorePost
 from lti.roster import sync_course
+from questline.cli import main
 from questline.models import Player
 from tests.lti.conftest import LtiWorld
 from tests.lti.platform import LEARNER
@@ -66,10 +68,18 @@ def test_instructor_turns_grades_on_and_scores_reach_the_platform(lti_world: Lti
     assert (score["scoreGiven"], score["scoreMaximum"]) == (250.0, 1000.0)
     assert score["activityProgress"] == "InProgress"
 
-    # A later visit posts again, on the same line item (created once, found by our table).
+    # A later visit with the same progress posts nothing; once the XP moved, the next visit
+    # posts again, on the same line item (created once, found again by our table).
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    assert _deliver(lti_world, datetime.now(UTC)).sent == 0  # type: ignore[attr-defined]
+    with lti_world.db.session() as session:
+        session.execute(
+            update(Player).where(Player.tenant_id == lti_world.tenant_id).values(xp=400)
+        )
     assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
     assert _deliver(lti_world, datetime.now(UTC)).sent == 1  # type: ignore[attr-defined]
     assert len(platform.line_items) == 1 and len(platform.scores) == 2
+    assert platform.scores[-1]["scoreGiven"] == 400.0
     with lti_world.db.sessions() as session:
         assert session.scalar(select(LtiLineItem.lineitem_url)) == item["id"]
 
@@ -158,3 +168,38 @@ def test_instructor_launch_syncs_the_roster(lti_world: LtiWorld) -> None:
             session.scalars(select(Player.id).where(Player.tenant_id == lti_world.tenant_id)).all()
         )
         assert count == 6
+
+
+def test_scheduled_roster_and_grades_commands(lti_world: LtiWorld, monkeypatch) -> None:
+    """`questline lti roster sync` and `questline lti grades sync` as cron would run them."""
+    settings = lti_world.ctx.settings
+    for name, value in {
+        "QUESTLINE_DATABASE_URL": settings.database_url,
+        "QUESTLINE_REDIS_URL": settings.redis_url or "",
+        "QUESTLINE_REDIS_PREFIX": settings.redis_prefix,
+        "QUESTLINE_SECRET_KEY": settings.secret_key,
+    }.items():
+        monkeypatch.setenv(name, value)
+    platform = lti_world.platform
+    platform.add_user("learner-2", "Learner Two", [LEARNER])
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    course = _course(lti_world)
+    runner = CliRunner()
+
+    synced = runner.invoke(main, ["lti", "roster", "sync", "--course", str(course.id)])
+    assert synced.exit_code == 0, synced.output
+    assert f"course {course.id}: 3 members, 2 new players" in synced.output
+
+    with lti_world.db.session() as session:
+        session.execute(
+            update(Player).where(Player.tenant_id == lti_world.tenant_id).values(xp=120)
+        )
+        row = session.get(LtiCourse, course.id)
+        assert row is not None
+        row.ags_enabled, row.ags_goal_xp = True, 200
+    graded = runner.invoke(main, ["lti", "grades", "sync"])
+    assert graded.exit_code == 0, graded.output
+    assert "queued 2; sent 2" in graded.output  # two learners; the instructor is not graded
+    assert sorted(s["userId"] for s in platform.scores) == ["learner-1", "learner-2"]
+    again = runner.invoke(main, ["lti", "grades", "sync"])
+    assert "queued 0; sent 0" in again.output  # unchanged progress is not posted twice
