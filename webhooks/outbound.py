@@ -20,6 +20,7 @@ import requests
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from engine.decisions import BadgeAwarded, LevelReached, StreakUpdated
 from questline.db import Database
 from questline.ingest import upsert_ignore
 from webhooks.connections import new_secret
@@ -65,6 +66,33 @@ class Outbound:
     event_type: str
     payload: dict[str, Any]
     key: str
+
+
+def outbound_for(player_id: int, event_id: str, decision: object) -> Outbound | None:
+    """The message an applied engine decision announces, if any, keyed so a re-run of the same
+    award writes nothing new: badge.awarded, level.reached, streak.extended (a streak that
+    continued to a second or later day; a streak starting over at 1 is not announced).
+
+    ``quest.completed`` and ``league.finished`` come from the quest and league code, which build
+    ``Outbound`` themselves (keys ``quest:<player>:<quest>:<period>``, ``league:<league id>``).
+    """
+    if isinstance(decision, BadgeAwarded):
+        payload: dict[str, Any] = {
+            "player_id": player_id, "badge_id": decision.badge_id, "name": decision.name,
+            "tier": decision.tier, "tier_name": decision.tier_name, "course": decision.course,
+            "awarded_at": decision.awarded_at.isoformat(), "event_id": event_id,
+        }  # fmt: skip
+        return Outbound("badge.awarded", payload, f"badge:{decision.idempotency_key}")
+    if isinstance(decision, LevelReached):
+        payload = {"player_id": player_id, "level": decision.level, "previous": decision.previous,
+                   "event_id": event_id}  # fmt: skip
+        return Outbound("level.reached", payload, f"level:{player_id}:{decision.level}")
+    if isinstance(decision, StreakUpdated) and decision.current >= 2:
+        day = decision.last_day.isoformat()
+        payload = {"player_id": player_id, "days": decision.current,
+                   "longest": decision.longest, "day": day, "event_id": event_id}  # fmt: skip
+        return Outbound("streak.extended", payload, f"streak:{player_id}:{day}")
+    return None
 
 
 def record(

@@ -17,6 +17,7 @@ import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
+from engine.decisions import BadgeAwarded, LevelReached, StreakUpdated, XpAwarded
 from questline.db import Database
 from questline.settings import Settings
 from tests.conftest import TenantHandle
@@ -28,6 +29,7 @@ from webhooks.outbound import (
     backoff,
     deliver_due,
     delivery_log,
+    outbound_for,
     record,
     record_many,
     subscribe,
@@ -196,3 +198,26 @@ def test_scheduler_wake_queues_one_rq_run_that_delivers(
     assert [json.loads(body)["type"] for _, body in receiver.requests] == ["quest.completed"]
     assert wake_delivery(ctx) is False  # delivered: nothing due any more
     assert ctx.redis.get(flag_key(settings.redis_prefix)) is None  # the run cleared its flag
+
+
+def test_engine_decisions_become_messages_keyed_by_the_award() -> None:
+    at = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    badge = BadgeAwarded(
+        idempotency_key="e1/first-steps/0", badge_id="first-steps", name="First steps",
+        tier=0, tier_name="", course=None, awarded_at=at, expires_at=None, explanation="",
+    )  # fmt: skip
+    note = outbound_for(7, "e1", badge)
+    assert note is not None and note.event_type == "badge.awarded"
+    assert note.key == "badge:e1/first-steps/0" and note.payload["badge_id"] == "first-steps"
+    assert note.payload["awarded_at"] == at.isoformat() and note.payload["player_id"] == 7
+    level = outbound_for(7, "e1", LevelReached(level=3, previous=2))
+    assert level == Outbound(
+        "level.reached", {"player_id": 7, "level": 3, "previous": 2, "event_id": "e1"}, "level:7:3"
+    )
+    day = at.date()
+    extended = outbound_for(7, "e2", StreakUpdated(current=4, longest=9, last_day=day))
+    assert extended is not None and extended.event_type == "streak.extended"
+    assert extended.key == f"streak:7:{day.isoformat()}" and extended.payload["days"] == 4
+    assert outbound_for(7, "e3", StreakUpdated(current=1, longest=9, last_day=day)) is None
+    xp = XpAwarded(idempotency_key="k", rule_id="r", amount=5, course=None, explanation="")
+    assert outbound_for(7, "e1", xp) is None
