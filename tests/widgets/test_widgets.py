@@ -201,3 +201,16 @@ def test_render_widget_seam_for_the_lti_launch(app: Flask, client: FlaskClient, 
     token = re.search(r"token=([^&\"]+)", html)
     assert token is not None
     assert client.get(f"/widgets/level/fragment?token={token.group(1)}").status_code == 200
+
+
+def test_the_page_etag_matches_its_first_poll(client: FlaskClient, tenant: TenantHandle) -> None:
+    ids = learners(client, tenant, {"ada": 2})
+    for name in ("leaderboard", "level", "badges", "streak", "activity"):
+        path, token = embed(client, tenant, player_id=ids["ada"], widget=name)
+        html = client.get(path).get_data(as_text=True)
+        tag = re.search(r'data-etag="([0-9a-f]+)"', html)
+        assert tag is not None
+        poll = client.get(
+            f"/widgets/{name}/fragment?token={token}", headers={"If-None-Match": f'"{tag[1]}"'}
+        )
+        assert poll.status_code == 304, name

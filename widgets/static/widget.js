@@ -1,6 +1,7 @@
-// Questline widgets: live updates without a reload. Poll the fragment URL with If-None-Match;
-// a 304 costs the server one render and no bytes; a 200 swaps the widget's content in place and
-// tells screen readers politely. Pauses while the tab is hidden. No third-party code.
+// Questline widgets: live updates without a reload. Poll the fragment URL with If-None-Match
+// (cache "no-store", so our header goes out as is); a 304 costs the server one render and no
+// bytes; a 200 swaps the widget's content in place and tells screen readers politely. Pauses
+// while the tab is hidden. No third-party code.
 (function () {
   "use strict";
   var root = document.getElementById("widget");
@@ -19,7 +20,7 @@
   function poll() {
     if (document.hidden) return schedule();
     var headers = etag ? { "If-None-Match": '"' + etag + '"' } : {};
-    fetch(url, { headers: headers, credentials: "same-origin", cache: "no-cache" })
+    fetch(url, { headers: headers, credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
         if (response.status !== 200) return null;
         var tag = (response.headers.get("ETag") || "").replace(/^W\//, "").replace(/"/g, "");
