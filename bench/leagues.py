@@ -94,6 +94,12 @@ def seed(players: int) -> tuple[int, int, list[int]]:
             buf.write(f"{tenant_id}\tp{i}\t{i}\n")
         _copy(conn, "players", "tenant_id, display_name, xp", buf)
         ids = [r[0] for r in conn.execute("SELECT id FROM players ORDER BY id")]
+        # An actor id each, as players made by events have: the close's league.finished events
+        # are addressed to it.
+        idents = io.StringIO()
+        for pid in ids:
+            idents.write(f"{tenant_id}\t{pid}\tactor\tlearner-{pid}\n")
+        _copy(conn, "player_identities", "tenant_id, player_id, kind, value", idents)
         rng = random.Random(4)
         ledger, tiers = io.StringIO(), io.StringIO()
         start = week_window(WEEK_AT, "UTC").start
@@ -226,7 +232,8 @@ def main() -> None:
     rollover = time.perf_counter() - started
     print(
         f"rollover: {rollover:.1f}s for {report.results:,} members "
-        f"({report.promoted:,} promoted, {report.demoted:,} demoted)"
+        f"({report.promoted:,} promoted, {report.demoted:,} demoted, "
+        f"{report.events:,} league.finished events)"
     )
     db.dispose()
 

@@ -287,6 +287,7 @@ main.add_command(__import__("webhooks.cli").cli.webhooks)  # issue 6: outbound w
 main.add_command(__import__("lti.cli").cli.lti)  # issue 5: LTI keys and registrations
 main.add_command(__import__("identity.cli").cli.sso)  # issue 8: OIDC SSO settings
 main.add_command(__import__("identity.cli").cli.players)  # issue 8: export, erase, merge
+main.add_command(__import__("questline.league_cli").league_cli.leagues)  # issue 4: leagues
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -147,25 +147,30 @@ def put_config() -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object")
+    with ctx().db.session() as session:
+        return jsonify(config_json(save_config(session, tenant_id, body)))
+
+
+def save_config(session: Session, tenant_id: int, body: dict[str, Any]) -> League:
+    """Create or change the league ``body["league"]`` names (API and CLI); 422 on bad values."""
     scope = body.get("league", "tenant")
     if not isinstance(scope, str) or not _valid_scope(scope):
         raise Unprocessable("league must be 'tenant' or 'course:<course id>'")
-    with ctx().db.session() as session:
-        current = league_by_scope(session, tenant_id, scope)
-        config = _merged_config(league_config(current) if current else LeagueConfig(), body)
-        enabled = body.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise Unprocessable("enabled must be true or false")
-        if current is None:
-            current = League(tenant_id=tenant_id, scope=scope)
-            session.add(current)
-        current.enabled = enabled
-        current.tiers = list(config.tiers)
-        current.cohort_size = config.cohort_size
-        current.promote = list(config.promote)
-        current.demote = list(config.demote)
-        session.flush()
-        return jsonify(config_json(current))
+    current = league_by_scope(session, tenant_id, scope)
+    config = _merged_config(league_config(current) if current else LeagueConfig(), body)
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise Unprocessable("enabled must be true or false")
+    if current is None:
+        current = League(tenant_id=tenant_id, scope=scope)
+        session.add(current)
+    current.enabled = enabled
+    current.tiers = list(config.tiers)
+    current.cohort_size = config.cohort_size
+    current.promote = list(config.promote)
+    current.demote = list(config.demote)
+    session.flush()
+    return current
 
 
 def _merged_config(base: LeagueConfig, body: dict[str, Any]) -> LeagueConfig:
@@ -195,70 +200,84 @@ def _valid_scope(scope: str) -> bool:
 def league_standings() -> Any:
     """The viewer's cohort this week: every member's place, XP and zone, and the time left."""
     tenant_id = authenticate()
-    scope, anonymise, now = _scope(), _flag("anonymise"), _now()
+    scope, anonymise = _scope(), _flag("anonymise")
     with ctx().db.sessions() as session:
         repo = TenantRepository(session, tenant_id)
         viewer = cast(int, _player(repo))
         league = _league(session, tenant_id, scope)
-        config = league_config(league)
-        week = week_window(now, tenant_zone(session, tenant_id))
-        seat = session.execute(
-            select(LeagueMembership.cohort_id, LeagueMembership.tier).where(
+        return jsonify(cohort_standings(session, repo, store(), league, viewer, _now(), anonymise))
+
+
+def cohort_standings(
+    session: Session,
+    repo: TenantRepository,
+    live_store: LeagueStore,
+    league: League,
+    viewer: int,
+    now: datetime,
+    anonymise: bool = False,
+) -> dict[str, Any]:
+    """The standings document of the API and of ``questline leagues standings``.
+
+    Membership and tier come from PostgreSQL, the week's XP from the cohort's sorted set; if
+    Redis cannot answer, the XP is summed from the ledger and the answer says ``degraded``.
+    """
+    tenant_id = league.tenant_id
+    config = league_config(league)
+    week = week_window(now, tenant_zone(session, tenant_id))
+    seat = session.execute(
+        select(LeagueMembership.cohort_id, LeagueMembership.tier).where(
+            LeagueMembership.tenant_id == tenant_id,
+            LeagueMembership.league_id == league.id,
+            LeagueMembership.week == week.key,
+            LeagueMembership.player_id == viewer,
+        )
+    ).first()
+    head = {
+        "league": league.scope,
+        "week": week.key,
+        "ends_at": week.end.isoformat(),
+        "time_left_seconds": int(time_left(now, week).total_seconds()),
+    }
+    if seat is None:
+        return {**head, "joined": False, "message": "earn XP this week to join a cohort"}
+    cohort_id, tier = int(seat[0]), int(seat[1])
+    members = list(
+        session.scalars(
+            select(LeagueMembership.player_id).where(
                 LeagueMembership.tenant_id == tenant_id,
-                LeagueMembership.league_id == league.id,
-                LeagueMembership.week == week.key,
-                LeagueMembership.player_id == viewer,
-            )
-        ).first()
-        head = {
-            "league": scope,
-            "week": week.key,
-            "ends_at": week.end.isoformat(),
-            "time_left_seconds": int(time_left(now, week).total_seconds()),
-        }
-        if seat is None:
-            return jsonify(
-                {**head, "joined": False, "message": "earn XP this week to join a cohort"}
-            )
-        cohort_id, tier = int(seat[0]), int(seat[1])
-        members = list(
-            session.scalars(
-                select(LeagueMembership.player_id).where(
-                    LeagueMembership.tenant_id == tenant_id,
-                    LeagueMembership.cohort_id == cohort_id,
-                )
+                LeagueMembership.cohort_id == cohort_id,
             )
         )
-        source = "redis"
-        try:
-            live = store().cohort_scores(tenant_id, cohort_id)
-        except Exception:
-            log.warning("standings from database: redis unavailable", exc_info=True)
-            live, source = league_xp(session, league, week, members), "database"
-        scores = {pid: max(live.get(pid, 0), 0) for pid in members}
-        table = standings(scores, tier, config)
-        names = repo.names(members)
-        hidden = _hidden(session, tenant_id, members)
-    mine = next(s for s in table if s.player_id == viewer)
-    return jsonify(
-        {
-            **head,
-            "joined": True,
-            "source": source,
-            "degraded": source != "redis",
-            "tier": config.tier_name(tier),
-            "tier_index": tier,
-            "cohort_id": cohort_id,
-            "promote": config.promote_count(tier),
-            "demote": config.demote_count(tier),
-            "me": {"rank": mine.rank, "xp": mine.xp, "zone": mine.zone},
-            "entries": [
-                {"rank": s.rank, "xp": s.xp, "zone": s.zone}
-                | _who(s.player_id, viewer, names, hidden, anonymise)
-                for s in table
-            ],
-        }
     )
+    source = "redis"
+    try:
+        live = live_store.cohort_scores(tenant_id, cohort_id)
+    except Exception:
+        log.warning("standings from database: redis unavailable", exc_info=True)
+        live, source = league_xp(session, league, week, members), "database"
+    scores = {pid: max(live.get(pid, 0), 0) for pid in members}
+    table = standings(scores, tier, config)
+    names = repo.names(members)
+    hidden = _hidden(session, tenant_id, members)
+    mine = next(s for s in table if s.player_id == viewer)
+    return {
+        **head,
+        "joined": True,
+        "source": source,
+        "degraded": source != "redis",
+        "tier": config.tier_name(tier),
+        "tier_index": tier,
+        "cohort_id": cohort_id,
+        "promote": config.promote_count(tier),
+        "demote": config.demote_count(tier),
+        "me": {"rank": mine.rank, "xp": mine.xp, "zone": mine.zone},
+        "entries": [
+            {"rank": s.rank, "xp": s.xp, "zone": s.zone}
+            | _who(s.player_id, viewer, names, hidden, anonymise)
+            for s in table
+        ],
+    }
 
 
 @bp.get("/leagues/history")
@@ -269,36 +288,39 @@ def league_history() -> Any:
     with ctx().db.sessions() as session:
         viewer = cast(int, _player(TenantRepository(session, tenant_id)))
         league = _league(session, tenant_id, scope)
-        config = league_config(league)
-        rows = session.scalars(
-            select(LeagueResult)
-            .where(
-                LeagueResult.tenant_id == tenant_id,
-                LeagueResult.league_id == league.id,
-                LeagueResult.player_id == viewer,
-            )
-            .order_by(LeagueResult.week.desc())
-            .limit(limit)
-        ).all()
-        return jsonify(
-            {
-                "league": scope,
-                "player_id": viewer,
-                "weeks": [
-                    {
-                        "week": r.week,
-                        "tier": config.tier_name(r.tier),
-                        "rank": r.rank,
-                        "cohort_members": r.cohort_members,
-                        "xp": r.xp,
-                        "zone": r.zone,
-                        "outcome": r.outcome,
-                        "next_tier": config.tier_name(r.next_tier),
-                    }
-                    for r in rows
-                ],
-            }
+        return jsonify(player_history(session, league, viewer, limit))
+
+
+def player_history(session: Session, league: League, player_id: int, limit: int) -> dict[str, Any]:
+    """A player's finished weeks in one league, newest first (API and CLI)."""
+    config = league_config(league)
+    rows = session.scalars(
+        select(LeagueResult)
+        .where(
+            LeagueResult.tenant_id == league.tenant_id,
+            LeagueResult.league_id == league.id,
+            LeagueResult.player_id == player_id,
         )
+        .order_by(LeagueResult.week.desc())
+        .limit(limit)
+    ).all()
+    return {
+        "league": league.scope,
+        "player_id": player_id,
+        "weeks": [
+            {
+                "week": r.week,
+                "tier": config.tier_name(r.tier),
+                "rank": r.rank,
+                "cohort_members": r.cohort_members,
+                "xp": r.xp,
+                "zone": r.zone,
+                "outcome": r.outcome,
+                "next_tier": config.tier_name(r.next_tier),
+            }
+            for r in rows
+        ],
+    }
 
 
 @bp.get("/boards/<kind>/<path:board>")

@@ -148,6 +148,23 @@ def league_xp(
     return {int(pid): int(xp or 0) for pid, xp in session.execute(query)}
 
 
+def unseated(session: Session, league: League, week: Window) -> list[int]:
+    """Players with positive league XP in ``week`` but no cohort (the step missed them), found
+    by the database, so the close never ships a million ids back and forth to look."""
+    seated = select(LeagueMembership.player_id).where(
+        LeagueMembership.league_id == league.id,
+        LeagueMembership.week == week.key,
+        LeagueMembership.player_id == XpLedger.player_id,
+    )
+    query = (
+        select(XpLedger.player_id)
+        .where(*league_xp_filter(league, week), ~seated.exists())
+        .group_by(XpLedger.player_id)
+        .having(func.sum(XpLedger.amount) > 0)
+    )
+    return [int(p) for p in session.scalars(query)]
+
+
 def ensure_week(session: Session, league: League, week: Window, postgres: bool) -> None:
     """The week's progress row, created once (a concurrent insert is ignored)."""
     values = {

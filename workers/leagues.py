@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import column, select, update, values
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.types import BigInteger, Integer
 
 from engine.leagues import WINDOW_KINDS, Result, Window, close_cohort, week_window, window
+from questline import league_bulk
 from questline.db import Database
 from questline.leaderboards import Leaderboards
 from questline.league_models import (
@@ -45,6 +45,7 @@ from questline.league_repo import (
     memberships,
     previous_week_open,
     tenant_zone,
+    unseated,
     windowed_xp,
 )
 from questline.league_rewards import emit_finished
@@ -181,23 +182,10 @@ def _promote(session: Session, league: League, week: str, results: list[Result],
     moves = [(r.player_id, r.next_tier) for r in results if r.next_tier != r.tier]
     if not moves:
         return
-    guard = (LeaguePlayer.tier_week.is_(None)) | (LeaguePlayer.tier_week < week)
     if pg:
-        # One UPDATE ... FROM (VALUES ...) per chunk: a million moves in seconds, not minutes.
-        for start in range(0, len(moves), 20000):
-            table = values(column("pid", BigInteger), column("next", Integer), name="moves").data(
-                moves[start : start + 20000]
-            )
-            session.execute(
-                update(LeaguePlayer)
-                .where(
-                    LeaguePlayer.league_id == league.id,
-                    LeaguePlayer.player_id == table.c.pid,
-                    guard,
-                )
-                .values(tier=table.c.next, tier_week=week)
-            )
+        league_bulk.promote(session, league.id, week, moves)
         return
+    guard = (LeaguePlayer.tier_week.is_(None)) | (LeaguePlayer.tier_week < week)
     for pid, nxt in moves:
         session.execute(
             update(LeaguePlayer)
@@ -218,6 +206,8 @@ def _write_history(
     outbound webhooks) and one ``league.finished`` inbox event (for rewards by rule); returns
     how many events were stored."""
     config = league_config(league)
+    if pg:
+        return league_bulk.write_history(session, league, config, window_, rows, now)
     week = window_.key
     results = [
         {
@@ -316,8 +306,7 @@ def close_step(
         week = week_window(row.starts_at, zone)
         if row.status == "open":
             # Anyone who earned XP in the week but whose join the step missed plays too.
-            late = league_xp(session, league, week)
-            join(session, league, week, [p for p, x in late.items() if x > 0], db.is_postgres)
+            join(session, league, week, unseated(session, league, week), db.is_postgres)
             rows = week_results(session, league, week)
             _promote(session, league, week.key, [r for _, r, _ in rows], db.is_postgres)
             row.status = "promoted"

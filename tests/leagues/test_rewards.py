@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from engine.events import Actor, parse_event
+from engine.leagues import Result as EngineResult
 from engine.leagues import week_window
-from questline.league_models import LeagueMembership, LeaguePlayer
+from questline.league_models import League, LeagueMembership, LeaguePlayer, LeagueResult
+from questline.league_repo import league_config
+from questline.league_rewards import finished_event
 from questline.leagues import LeagueStore
 from questline.models import InboxEvent, Player, XpLedger
 from tests.conftest import new_tenant
@@ -128,3 +133,47 @@ def test_rewards_are_paid_by_rule_without_joining_or_streak_days(ctx: Context) -
     assert statuses == {"applied"}
     assert streaks == {pid: 3 for pid in p}  # the reward is not a new day of activity
     assert joined == []  # reward XP this week does not join anyone to this week's cohort
+
+
+def test_postgres_bulk_events_match_the_python_builder(ctx: Context) -> None:
+    """The close on PostgreSQL builds events in SQL (league_bulk); SQLite uses
+    league_rewards.finished_event. Both must give the same canonical event."""
+    s = last_week_league(ctx)
+    close_due_weeks(ctx.db, None, datetime.now(UTC), timedelta(minutes=5), s["tenant"])
+    with ctx.db.sessions() as session:
+        league = session.get(League, s["league"])
+        assert league is not None
+        config = league_config(league)
+        results = session.scalars(
+            select(LeagueResult).where(LeagueResult.league_id == s["league"])
+        ).all()
+        expected = {
+            f"{s['league']}:{r.week}:{r.player_id}": finished_event(
+                league,
+                config,
+                r.week,
+                r.cohort_id,
+                EngineResult(r.player_id, r.rank, r.xp, r.zone, r.outcome, r.tier, r.next_tier),  # type: ignore[arg-type]
+                r.cohort_members,
+                Actor(id=f"a{r.player_id}"),
+                s["at"],
+            ).to_dict()
+            for r in results
+        }
+    stored = {e.event_key: dict(e.canonical) for e in finished_events(ctx, s["tenant"])}
+    assert len(stored) == 5 and stored.keys() == expected.keys()
+    for key, canonical in stored.items():
+        want = expected[key]
+        assert datetime.fromisoformat(canonical.pop("occurred_at")) == datetime.fromisoformat(
+            want.pop("occurred_at")
+        )
+        assert canonical == want
+        assert parse_event(stored_raw(ctx, key)).id == key  # the worker can read it back
+
+
+def stored_raw(ctx: Context, key: str) -> Any:
+    with ctx.db.sessions() as session:
+        raw = session.scalar(
+            select(InboxEvent.raw).where(InboxEvent.source == "league", InboxEvent.event_key == key)
+        )
+    return json.loads(raw or "null")
