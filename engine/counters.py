@@ -26,6 +26,8 @@ class RuleCounters:
     last_award: Mapping[str, int] = field(default_factory=dict)  # key -> UTC epoch seconds
     # Badge criteria tallies (engine/badges.py), keyed "<leaf key>|<course or *>".
     tallies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Quest progress (engine/quests.py), keyed "<quest id>|<period>": {"v": [...], "done": bool}.
+    quests: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def xp_on_day(self, rule_id: str, day: date) -> int:
         return self.day_xp.get(f"{rule_id}|{day.isoformat()}", 0)
@@ -67,18 +69,21 @@ class RuleCounters:
             }
             key = f"{rule_id}|{cooldown_object}"
             last[key] = max(at, last.get(key, at))
-        return RuleCounters(day_xp, object_xp, last, self.tallies)
+        return RuleCounters(day_xp, object_xp, last, self.tallies, self.quests)
 
     def to_json(self) -> dict[str, Any] | None:
         """The stored form; None when there is nothing to remember."""
-        if not (self.day_xp or self.object_xp or self.last_award or self.tallies):
+        if not (self.day_xp or self.object_xp or self.last_award or self.tallies or self.quests):
             return None
-        return {
+        out: dict[str, Any] = {
             "day_xp": dict(self.day_xp),
             "object_xp": dict(self.object_xp),
             "last_award": dict(self.last_award),
             "tallies": {k: dict(v) for k, v in self.tallies.items()},
         }
+        if self.quests:  # only written when a rule set has quests, so older rows stay the same
+            out["quests"] = {k: dict(v) for k, v in self.quests.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> RuleCounters:
@@ -97,9 +102,16 @@ class RuleCounters:
             if isinstance(raw_tallies, Mapping)
             else {}
         )
+        raw_quests = data.get("quests")
+        quests = (
+            {str(k): v for k, v in raw_quests.items() if isinstance(v, Mapping)}
+            if isinstance(raw_quests, Mapping)
+            else {}
+        )
         return cls(
             ints(data.get("day_xp")),
             ints(data.get("object_xp")),
             ints(data.get("last_award")),
             tallies,
+            quests,
         )

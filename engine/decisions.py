@@ -69,6 +69,26 @@ class StreakMilestoneReached:
     freezes: int
 
 
+@dataclass(frozen=True)
+class CurrencyAwarded:
+    """Credit ``amount`` coins to the player's currency ledger under ``idempotency_key``."""
+
+    idempotency_key: str
+    rule_id: str
+    amount: int
+    explanation: str
+
+
+@dataclass(frozen=True)
+class QuestCompleted:
+    """Every objective of ``quest_id`` was met in ``period``; the reward may now be claimed."""
+
+    quest_id: str
+    name: str
+    period: str
+    explanation: str
+
+
 Decision = (
     XpAwarded
     | LevelReached
@@ -76,4 +96,6 @@ Decision = (
     | BadgeAwarded
     | StreakFreezeUsed
     | StreakMilestoneReached
+    | CurrencyAwarded
+    | QuestCompleted
 )

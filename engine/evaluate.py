@@ -15,6 +15,7 @@ from engine.badges import Badge, Facts, satisfied, update_tally
 from engine.counters import RuleCounters
 from engine.decisions import (
     BadgeAwarded,
+    CurrencyAwarded,
     Decision,
     LevelReached,
     StreakFreezeUsed,
@@ -23,6 +24,7 @@ from engine.decisions import (
     XpAwarded,
 )
 from engine.events import ActivityEvent
+from engine.quests import advance
 from engine.rules import RuleBook, RuleSet
 from engine.streaks import Streak, extend_with_freezes, local_day
 from engine.xp_rules import XpRule
@@ -83,9 +85,9 @@ def _award(
         if amount > room:
             amount = max(0, room)
             details.append(f"capped at {rule.cap_per_day} XP per day ({day.isoformat()})")
-    if amount <= 0:
+    if amount <= 0 and not rule.currency_only:
         return None
-    return amount, details
+    return max(0, amount), details
 
 
 def evaluate(
@@ -107,18 +109,27 @@ def evaluate(
             continue
         amount, details = found
         xp += amount
-        text = f"rule `{rule.id}` matched {event.type} event {event.id}: +{amount} XP"
-        if details:
-            text += f" ({'; '.join(details)})"
-        decisions.append(
-            XpAwarded(
-                idempotency_key=idempotency_key(event, rule.id),
-                rule_id=rule.id,
-                amount=amount,
-                course=event.course,
-                explanation=text,
+        why = f" ({'; '.join(details)})" if details else ""
+        head = f"rule `{rule.id}` matched {event.type} event {event.id}"
+        if amount > 0:
+            decisions.append(
+                XpAwarded(
+                    idempotency_key=idempotency_key(event, rule.id),
+                    rule_id=rule.id,
+                    amount=amount,
+                    course=event.course,
+                    explanation=f"{head}: +{amount} XP{why}",
+                )
             )
-        )
+        if rule.currency > 0:
+            decisions.append(
+                CurrencyAwarded(
+                    idempotency_key=idempotency_key(event, rule.id),
+                    rule_id=rule.id,
+                    amount=rule.currency,
+                    explanation=f"{head}: +{rule.currency} coins{why}",
+                )
+            )
         if rule.cap_per_day is not None or rule.tracks_objects or rule.cooldown is not None:
             counters = counters.after_award(
                 rule.id,
@@ -152,6 +163,10 @@ def evaluate(
         facts = (streak.current, level, xp)
         counters, held, earned = _badges(event, ruleset.badges, counters, held, facts, live_changed)
         decisions.extend(earned)
+    if ruleset.quests:
+        progress, completed = advance(ruleset.quests, counters.quests, event, day, xp - state.xp)
+        counters = replace(counters, quests=progress)
+        decisions.extend(completed)
     return decisions, replace(
         state,
         xp=xp,

@@ -15,11 +15,13 @@ working in every course without each instructor copying them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from engine.badges import Badge, parse_badge
 from engine.levels import LevelCurve, parse_level_curve
+from engine.quests import Quest, parse_quest
+from engine.shop import ShopItem, parse_shop_item
 from engine.streaks import StreakRules, parse_streak_rules
 from engine.xp_rules import (
     RULE_ID_PATTERN,
@@ -37,14 +39,26 @@ __all__ = [
     "Conditions",
     "InvalidRules",
     "Multiplier",
+    "Quest",
     "RuleBook",
     "RuleSet",
+    "ShopItem",
     "XpRule",
     "parse_rules",
 ]
 
 Scope = Literal["tenant", "course"]
-SECTIONS = {"version", "description", "xp", "levels", "multipliers", "badges", "streaks"}
+SECTIONS = {
+    "version",
+    "description",
+    "xp",
+    "levels",
+    "multipliers",
+    "badges",
+    "streaks",
+    "quests",
+    "shop",
+}
 
 
 class InvalidRules(ValueError):
@@ -64,6 +78,8 @@ class RuleSet:
     multipliers: tuple[Multiplier, ...] = ()
     badges: tuple[Badge, ...] = ()
     streaks: StreakRules = field(default_factory=StreakRules)
+    quests: tuple[Quest, ...] = ()
+    shop: tuple[ShopItem, ...] = ()
     _by_type: dict[str, tuple[XpRule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -98,13 +114,29 @@ class RuleBook:
             return self.tenant
         merged = self._merged.get(course)
         if merged is None:
-            merged = merge(self.tenant, self.courses[course])
+            merged = merge(self.tenant, self.courses[course], course)
             self._merged[course] = merged
         return merged
 
+    def all_quests(self) -> list[Quest]:
+        """Every quest a player can see: the tenant's, then each course's (bound to it)."""
+        out = list(self.tenant.quests)
+        for course in sorted(self.courses):
+            out += [q for q in self.for_course(course).quests if q.course == course]
+        return out
 
-def merge(tenant: RuleSet, course: RuleSet) -> RuleSet:
-    """Tenant rules with the course's on top: same id replaces, new ids are added after."""
+    def badge(self, badge_id: str) -> Badge | None:
+        """A badge by id, in the tenant set or any course set (for quest rewards)."""
+        for ruleset in (self.tenant, *self.courses.values()):
+            for badge in ruleset.badges:
+                if badge.id == badge_id:
+                    return badge
+        return None
+
+
+def merge(tenant: RuleSet, course: RuleSet, course_id: str | None = None) -> RuleSet:
+    """Tenant rules with the course's on top: same id replaces, new ids are added after. The
+    course's quests count only events of that course."""
     overridden = {rule.id for rule in course.xp}
     replaced = {m.id for m in course.multipliers}
     rebadged = {b.id for b in course.badges}
@@ -115,6 +147,12 @@ def merge(tenant: RuleSet, course: RuleSet) -> RuleSet:
         + course.multipliers,
         badges=tuple(b for b in tenant.badges if b.id not in rebadged) + course.badges,
         streaks=tenant.streaks,
+        quests=tuple(q for q in tenant.quests if q.id not in {c.id for c in course.quests})
+        + tuple(
+            replace(q, course=course_id) if q.course is None and course_id else q
+            for q in course.quests
+        ),
+        shop=tenant.shop,
     )
 
 
@@ -190,7 +228,26 @@ def parse_rules(document: Any, *, scope: Scope = "tenant") -> RuleSet:
         for i, raw in enumerate(_list(document, "badges", "badges", errors))
         if (b := parse_badge(raw, f"badges[{i}]", seen_badges, errors)) is not None
     ]
+    seen_quests: set[str] = set()
+    quests = [
+        q
+        for i, raw in enumerate(_list(document, "quests", "quests", errors))
+        if (q := parse_quest(raw, f"quests[{i}]", seen_quests, errors)) is not None
+    ]
+    shop: list[ShopItem] = []
+    if scope == "course" and "shop" in document:
+        errors.append("shop: only the tenant rule set defines the shop")
+    else:
+        seen_items: set[str] = set()
+        shop = [
+            item
+            for i, raw in enumerate(_list(document, "shop", "items", errors))
+            if (item := parse_shop_item(raw, f"shop[{i}]", seen_items, errors)) is not None
+        ]
     if scope == "tenant":
+        for i, q in enumerate(quests):
+            if q.reward.badge is not None and q.reward.badge not in seen_badges:
+                errors.append(f"quests[{i}].reward.badge: unknown badge id {q.reward.badge!r}")
         # A course set may name the tenant's rules, which it cannot see here.
         for i, m in enumerate(multipliers):
             for rule_id in sorted((m.rules or frozenset()) - seen):
@@ -221,4 +278,6 @@ def parse_rules(document: Any, *, scope: Scope = "tenant") -> RuleSet:
         multipliers=tuple(multipliers),
         badges=tuple(badges),
         streaks=streaks,
+        quests=tuple(quests),
+        shop=tuple(shop),
     )

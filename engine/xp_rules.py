@@ -76,6 +76,13 @@ class XpRule:
     cap_per_day: int | None = None
     cap_per_object: int | None = None
     cooldown: int | None = None
+    # Coins paid with each award of this rule (not multiplied or capped: caps limit the XP, and
+    # no XP means no coins). A rule with ``points: 0`` and coins pays coins alone when it matches.
+    currency: int = 0
+
+    @property
+    def currency_only(self) -> bool:
+        return self.currency > 0 and self.points == 0 and self.formula is None
 
     @property
     def tracks_objects(self) -> bool:
@@ -155,7 +162,17 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-XP_FIELDS = {"id", "on", "points", "per_score", "when", "cap", "cooldown", "description"}
+XP_FIELDS = {
+    "id",
+    "on",
+    "points",
+    "per_score",
+    "when",
+    "cap",
+    "cooldown",
+    "currency",
+    "description",
+}
 WHEN_FIELDS = {"object_type", "course", "score_at_least", "passed", "first_time_per_object"}
 
 
@@ -241,6 +258,9 @@ def parse_xp_rule(raw: Any, path: str, seen: set[str], errors: list[str]) -> XpR
     description = raw.get("description")
     if description is not None and not isinstance(description, str):
         errors.append(f"{path}.description: must be text")
+    currency = raw.get("currency", 0)
+    if isinstance(currency, bool) or not isinstance(currency, int) or not 0 <= currency <= 10_000:
+        errors.append(f"{path}.currency: must be an integer from 0 to 10000 (coins per award)")
     errors.extend(f"{path}.{key}: unknown field" for key in sorted(set(raw) - XP_FIELDS))
     if len(errors) > before:
         return None
@@ -255,6 +275,7 @@ def parse_xp_rule(raw: Any, path: str, seen: set[str], errors: list[str]) -> XpR
         cap_per_day=cap_day,
         cap_per_object=cap_object,
         cooldown=cooldown,
+        currency=int(currency),
     )
 
 

@@ -14,9 +14,21 @@ from flask import Blueprint, jsonify, request
 
 from engine.rules import DEFAULT_RULES, InvalidRules, parse_rules
 from questline.api import authenticate, ctx
-from questline.errors import BadRequest, NotFound, Unprocessable
+from questline.errors import BadRequest, NotFound, QuestlineError, Unprocessable
 
 bp = Blueprint("rules_api", __name__, url_prefix="/api/v1")
+
+
+class Conflict(QuestlineError):
+    """409: the request is valid but the state forbids it; ``code`` says why (for example
+    ``insufficient_funds``, ``already_claimed``)."""
+
+    status = 409
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 
@@ -280,3 +292,188 @@ def grant_item(player_id: int) -> Any:
             raise NotFound(f"no player {player_id} in this tenant")
         total = add_item(session, tenant_id, player_id, item, quantity)
     return jsonify({"player_id": player_id, "item": item, "quantity": total})
+
+
+# --- currency, shop and quests ---------------------------------------------------------------
+
+
+def _request_id(body: Any) -> str:
+    """The client's idempotency key: the ``Idempotency-Key`` header or ``request_id``."""
+    from questline.currency import REQUEST_ID_MAX
+
+    value = request.headers.get("Idempotency-Key") or (
+        body.get("request_id") if isinstance(body, dict) else None
+    )
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= REQUEST_ID_MAX:
+        raise Unprocessable(
+            "send a request id (Idempotency-Key header or request_id) so a retry is safe",
+            details=[{"field": "request_id", "message": f"1-{REQUEST_ID_MAX} characters"}],
+        )
+    return value.strip()
+
+
+@bp.get("/shop")
+def shop() -> Any:
+    """The items of the tenant's shop (from the active tenant rule set)."""
+    from workers.rulesets import active_rules
+
+    tenant_id = authenticate()
+    with ctx().db.sessions() as session:
+        rules = active_rules(session, tenant_id)
+    return jsonify(
+        {
+            "items": [
+                {
+                    "id": i.id,
+                    "name": i.name,
+                    "description": i.description,
+                    "price": i.price,
+                    "item": i.item,
+                    "quantity": i.quantity,
+                    "limit": i.limit,
+                }
+                for i in rules.shop
+            ]
+        }
+    )
+
+
+@bp.get("/players/<int:player_id>/wallet")
+def player_wallet(player_id: int) -> Any:
+    """The coin balance and the newest ledger rows (``?limit=``, at most 200)."""
+    from questline.currency import wallet
+
+    tenant_id = authenticate()
+    raw = request.args.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise BadRequest("limit must be an integer between 1 and 200")
+    with ctx().db.sessions() as session:
+        _player(session, tenant_id, player_id)
+        found = wallet(session, tenant_id, player_id, limit=int(raw))
+    return jsonify(found)
+
+
+@bp.post("/players/<int:player_id>/wallet/grant")
+def wallet_grant(player_id: int) -> Any:
+    """An admin credit: ``{"amount": n, "reason": "...", "request_id": "..."}``."""
+    from questline.currency import grant
+
+    tenant_id = authenticate()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Unprocessable("send {amount, reason, request_id} as JSON")
+    amount, reason = body.get("amount"), body.get("reason")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= 1_000_000:
+        raise Unprocessable(
+            "amount must be an integer from 1 to 1000000",
+            details=[{"field": "amount", "message": "an integer from 1 to 1000000"}],
+        )
+    if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 500:
+        raise Unprocessable(
+            "give a reason (1-500 characters)",
+            details=[{"field": "reason", "message": "is required"}],
+        )
+    request_id = _request_id(body)
+    with ctx().db.session() as session:
+        found = grant(
+            session,
+            tenant_id,
+            player_id,
+            amount,
+            request_id=request_id,
+            reason=reason.strip(),
+            actor=_actor(),
+        )
+    if found is None:
+        raise NotFound(f"no player {player_id} in this tenant")
+    return jsonify(found)
+
+
+@bp.post("/players/<int:player_id>/purchases")
+def buy(player_id: int) -> Any:
+    """Buy a shop item: ``{"item": "<shop item id>", "request_id": "..."}``. ``201`` for a new
+    purchase, ``200`` with the same purchase for a repeated request id, ``409`` when the
+    balance or a holding limit forbids it."""
+    from engine.shop import PurchaseRefused
+    from questline.currency import PurchaseConflict, purchase
+    from workers.rulesets import active_rules
+
+    tenant_id = authenticate()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Unprocessable("send {item, request_id} as JSON")
+    item_id = body.get("item")
+    if not isinstance(item_id, str) or not item_id:
+        raise Unprocessable(
+            "name the shop item to buy", details=[{"field": "item", "message": "is required"}]
+        )
+    request_id = _request_id(body)
+    try:
+        with ctx().db.session() as session:
+            rules = active_rules(session, tenant_id)
+            item = next((i for i in rules.shop if i.id == item_id), None)
+            if item is None:
+                raise NotFound(f"the shop has no item {item_id!r}")
+            found = purchase(
+                session,
+                tenant_id,
+                player_id,
+                item,
+                request_id,
+                max_freezes=rules.streaks.max_freezes,
+                now=datetime.now(UTC),
+            )
+            if found is None:
+                raise NotFound(f"no player {player_id} in this tenant")
+    except PurchaseRefused as exc:
+        raise Conflict(exc.reason, code=exc.code) from None
+    except PurchaseConflict as exc:
+        raise Conflict(str(exc), code="request_id_reused") from None
+    result, created = found
+    return jsonify(result), 201 if created else 200
+
+
+@bp.get("/players/<int:player_id>/quests")
+def player_quests(player_id: int) -> Any:
+    """Every quest with the player's live progress, completion and claim state."""
+    from questline.quests import quest_status
+    from workers.rulesets import active_rule_book
+
+    tenant_id = authenticate()
+    with ctx().db.sessions() as session:
+        rules = active_rule_book(session, tenant_id)
+        found = quest_status(session, tenant_id, player_id, rules, datetime.now(UTC))
+    if found is None:
+        raise NotFound(f"no player {player_id} in this tenant")
+    return jsonify({"player_id": player_id, "quests": found})
+
+
+@bp.post("/players/<int:player_id>/quests/<quest_id>/claim")
+def claim_quest(player_id: int, quest_id: str) -> Any:
+    """Claim a completed quest's reward, once (``{"period": "2026-11-23"}`` for an earlier
+    period; the current one by default)."""
+    from questline.quests import ClaimRefused, claim
+    from workers.process import write_boards
+    from workers.rulesets import active_rule_book
+
+    tenant_id = authenticate()
+    body = request.get_json(silent=True) if request.data else {}
+    period = body.get("period") if isinstance(body, dict) else None
+    if period is not None and (not isinstance(period, str) or not 1 <= len(period) <= 32):
+        raise Unprocessable(
+            "period must be text such as 2026-11-23, 2026-W48 or dated",
+            details=[{"field": "period", "message": "1-32 characters"}],
+        )
+    try:
+        with ctx().db.session() as session:
+            rules = active_rule_book(session, tenant_id)
+            found = claim(session, tenant_id, player_id, quest_id, period, rules, datetime.now(UTC))
+            if found is None:
+                raise NotFound(f"no player {player_id} in this tenant")
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    except ClaimRefused as exc:
+        raise Conflict(str(exc), code=exc.code) from None
+    result, boards = found
+    write_boards(ctx().boards, boards)
+    return jsonify(result), 201

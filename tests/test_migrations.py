@@ -13,6 +13,7 @@ from identity import models as _identity  # noqa: F401  (issue 8)
 from lti import models as _lti  # noqa: F401  (registers tables)
 from questline import league_models as _leagues  # noqa: F401
 from questline import models as _core  # noqa: F401
+from questline import rules_models as _rules  # noqa: F401  (issue 3)
 from questline.db import Base, make_engine
 from questline.migrate import alembic_config, upgrade
 from webhooks import models as _webhooks  # noqa: F401

@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session
 from engine.counters import RuleCounters
 from engine.decisions import (
     BadgeAwarded,
+    CurrencyAwarded,
     LevelReached,
+    QuestCompleted,
     StreakFreezeUsed,
     StreakMilestoneReached,
     XpAwarded,
@@ -34,7 +36,9 @@ from engine.events import ActivityEvent, Actor, InvalidEvent, parse_event
 from engine.streaks import Streak
 from identity.players import actor_key, resolve_players
 from questline import metrics
+from questline.currency import Credit, apply_credits
 from questline.db import Database
+from questline.bulk import insert_ignore_returning
 from questline.ingest import upsert_ignore
 from questline.leaderboards import Leaderboards, course_board
 from questline.models import (
@@ -235,6 +239,7 @@ def apply_tenant_rows(
 
     ledger: list[dict[str, Any]] = []
     badges: list[dict[str, Any]] = []
+    credits: list[Credit] = []
     for row in sorted(rows, key=lambda r: (r.event.occurred_at, r.id)):
         if row.reapplied:
             continue
@@ -275,6 +280,29 @@ def apply_tenant_rows(
                         "expires_at": decision.expires_at,
                     }
                 )
+            elif isinstance(decision, CurrencyAwarded):
+                credits.append(
+                    Credit(
+                        pid,
+                        decision.idempotency_key,
+                        "rule",
+                        decision.rule_id,
+                        decision.amount,
+                        decision.explanation,
+                        row.id,
+                    )
+                )
+            elif isinstance(decision, QuestCompleted):
+                log.info(
+                    "quest completed",
+                    extra={
+                        "tenant_id": tenant_id,
+                        "player_id": pid,
+                        "quest_id": decision.quest_id,
+                        "period": decision.period,
+                        "event_id": row.event.id,
+                    },
+                )
             elif isinstance(decision, StreakFreezeUsed | StreakMilestoneReached):
                 log.info(
                     "streak freeze used"
@@ -297,6 +325,7 @@ def apply_tenant_rows(
     gained = _insert_ledger(session, ledger)
     if badges:
         session.execute(upsert_ignore(session, PlayerBadge), badges)
+    apply_credits(session, tenant_id, credits)
     course_totals = _add_course_xp(session, tenant_id, ledger, gained)
 
     updates = []
@@ -341,8 +370,13 @@ def _insert_ledger(session: Session, ledger: list[dict[str, Any]]) -> dict[int, 
     """Insert ledger rows, skipping keys already present; {player: {key: amount}} inserted."""
     if not ledger:
         return {}
-    stmt = upsert_ignore(session, XpLedger).returning(XpLedger.idempotency_key)
-    inserted = {key for (key,) in session.execute(stmt, ledger)}
+    if session.get_bind().dialect.name == "postgresql":  # one statement, one parameter
+        conn = session.connection()
+        returned = insert_ignore_returning(conn, XpLedger.__table__, ledger, ("idempotency_key",))
+        inserted = {key for (key,) in returned}
+    else:
+        stmt = upsert_ignore(session, XpLedger).returning(XpLedger.idempotency_key)
+        inserted = {key for (key,) in session.execute(stmt, ledger)}
     gained: dict[int, dict[str, int]] = defaultdict(dict)
     for entry in ledger:
         if entry["idempotency_key"] in inserted:

@@ -156,9 +156,8 @@ def test_unknown_fields_are_named_in_sorted_order() -> None:
 
 
 def test_unknown_sections() -> None:
-    # ``badges`` became a known section with the badges step; ``shop`` and ``quests`` are not.
-    doc = {"xp": [GOOD], "quests": [], "shop": []}
-    assert rules_errors(doc) == ["quests: unknown section", "shop: unknown section"]
+    doc = {"xp": [GOOD], "quest": [], "shops": []}
+    assert rules_errors(doc) == ["quest: unknown section", "shops: unknown section"]
 
 
 @pytest.mark.parametrize("xp", [{"id": "a"}, "lesson.completed", 3])
@@ -188,15 +187,14 @@ def test_every_error_in_a_rule_is_reported() -> None:
 
 
 def test_errors_across_sections_are_all_reported() -> None:
-    # ``streaks`` became a known section with the streak freezes step; ``quests`` is not.
     doc = {
-        "quests": {},
+        "quest": {},
         "xp": [GOOD, {"id": "good", "on": "a.b", "points": 1}, {"id": "x", "on": "a.b"}],
         "levels": {"table": [5, 10]},
     }
     errors = rules_errors(doc)
     assert errors == [
-        "quests: unknown section",
+        "quest: unknown section",
         "xp[1].id: duplicate rule id 'good'",
         "xp[2].points: must be a non-negative integer",
         "levels.table[0]: level 1 must need 0 XP",
