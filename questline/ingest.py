@@ -58,6 +58,9 @@ def upsert_ignore(session: Session, model: Any) -> Any:
     return sa_insert(model)  # pragma: no cover - only PostgreSQL and SQLite are supported
 
 
+_NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+
+
 def _nul_path(value: Any, path: str = "") -> str | None:
     """Where a NUL character hides in a JSON value, if anywhere: PostgreSQL text cannot hold it."""
     if isinstance(value, str):
@@ -85,7 +88,7 @@ def validate_items(items: list[Any], report: IngestReport) -> list[tuple[Activit
         item_id = item.get("id") if isinstance(item, dict) else None
         nul = _nul_path(item)
         if nul is not None:
-            error = {"field": nul, "message": "must not contain the NUL character (\\u0000)"}
+            error = {"field": nul, "message": _NUL_MESSAGE}
             report.rejected.append(Rejected(index, item_id, [error]))
             continue
         try:
@@ -142,10 +145,19 @@ def store_events(
     (for example ``Database.autocommit()``, where the single statement commits on its own)."""
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
-    for event, raw in events:
+    for index, (event, raw) in enumerate(events):
         key = (event.source, event.id)
         if key in seen:
             report.duplicates.append(event.id)
+            continue
+        canonical = event.to_dict()
+        raw_text = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
+        # Adapters (webhooks, LTI) come here without validate_items: the last guard against a
+        # NUL that PostgreSQL would refuse, failing every other row of the request with it.
+        nul = _nul_path(canonical) or ("(raw)" if "\x00" in raw_text else None)
+        if nul is not None:
+            error = {"field": nul, "message": _NUL_MESSAGE}
+            report.rejected.append(Rejected(index, event.id, [error]))
             continue
         seen.add(key)
         rows.append(
@@ -154,8 +166,8 @@ def store_events(
                 "source": event.source,
                 "event_key": event.id,
                 "event_type": event.type,
-                "raw": raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":")),
-                "canonical": event.to_dict(),
+                "raw": raw_text,
+                "canonical": canonical,
                 "occurred_at": event.occurred_at,
                 "received_at": received_at,
                 "status": "pending",

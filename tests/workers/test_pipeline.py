@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -196,3 +197,17 @@ def test_streaks_use_the_players_time_zone(ctx, db, tenant):
         select(Player.streak_current, Player.timezone).where(Player.tenant_id == tenant.id)
     )
     assert (streak, zone) == (1, "Pacific/Honolulu")
+
+
+def test_store_events_refuses_a_nul_an_adapter_let_through_and_keeps_the_rest(db, tenant):
+    """Webhook and LTI adapters call store_events directly; a NUL must cost only its own row."""
+    good, bad = event("ok"), event("nul")
+    bad["object"] = {"id": "quiz\u00001"}
+    report = IngestReport()
+    pairs = [(parse_event(bad), json.dumps(bad)), (parse_event(good), good)]
+    with db.session() as session:
+        store_events(session, tenant.id, pairs, datetime.now(UTC), report)
+    assert report.accepted == ["ok"]
+    assert [(r.index, r.id, r.errors[0]["field"]) for r in report.rejected] == [
+        (0, "nul", "object.id")
+    ]
