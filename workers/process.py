@@ -36,9 +36,9 @@ from engine.events import ActivityEvent, Actor, InvalidEvent, parse_event
 from engine.streaks import Streak
 from identity.players import actor_key, resolve_players
 from questline import metrics
+from questline.bulk import insert_ignore_returning
 from questline.currency import Credit, apply_credits
 from questline.db import Database
-from questline.bulk import insert_ignore_returning
 from questline.ingest import upsert_ignore
 from questline.leaderboards import Leaderboards, course_board
 from questline.models import (
