@@ -77,18 +77,28 @@ def check(file: str, course: str | None) -> None:
 @click.option("--tenant", required=True, help="Tenant id or name.")
 @click.option("--course", default=None, help="Course id: load a course rule set.")
 @click.option("--inactive", is_flag=True, help="Store the version without activating it.")
-def load(file: str, tenant: str, course: str | None, inactive: bool) -> None:
+@click.option(
+    "--retro",
+    is_flag=True,
+    help="Also apply the new rules to history: replay, re-score XP, award badges (idempotent).",
+)
+def load(file: str, tenant: str, course: str | None, inactive: bool, retro: bool) -> None:
     from engine.rules import InvalidRules
     from workers.rulesets import store_version
 
+    if retro and inactive:
+        raise click.UsageError("--retro applies the active rules; it cannot be --inactive")
     document = _read(file)
     database = _database()
+    report = None
     try:
         with database.session() as session:
             tenant_id = _tenant_id(session, tenant)
             version = store_version(
                 session, tenant_id, document, course=course, actor="cli", activate=not inactive
             )
+            if retro:
+                report = _retro(session, tenant_id, version, course)
     except InvalidRules as exc:
         for error in exc.errors:
             click.echo(f"{file}: {error}", err=True)
@@ -98,6 +108,87 @@ def load(file: str, tenant: str, course: str | None, inactive: bool) -> None:
     state = "stored" if inactive else "active"
     scope = f"course {course}" if course else "tenant"
     click.echo(f"{scope} rules version {version} {state}")
+    if report is not None:
+        click.echo(
+            f"retro: {report.events} events of {report.players} players replayed; "
+            f"{report.xp_rows} XP adjustments ({report.xp_delta:+d} XP), {report.badges} badges "
+            f"awarded, {report.credits} coin credits"
+        )
+        _rebuild_boards(tenant_id)
+
+
+def _retro(session: Any, tenant_id: int, version: int, course: str | None) -> Any:
+    from questline.rules_replay import count_history, retro_apply
+
+    total = count_history(session, tenant_id, since=None, course=None)
+    with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
+        return retro_apply(
+            session, tenant_id, version=version, course=course, actor="cli", progress=bar.update
+        )
+
+
+def _rebuild_boards(tenant_id: int) -> None:
+    """Boards are derived from PostgreSQL: rebuild this tenant's after a re-score."""
+    from questline.cli import _settings
+    from questline.reconcile import reconcile
+    from workers.context import build_context
+
+    ctx = build_context(_settings())
+    try:
+        reconcile(ctx.db, ctx.boards, tenant_id)
+    except Exception as exc:  # Redis down: the truth is saved; say how to repair
+        click.echo(f"boards not rebuilt ({exc}); run `questline reconcile`", err=True)
+    finally:
+        ctx.db.dispose()
+
+
+@rules.command(
+    "simulate",
+    help="Replay stored history through a candidate rule file and print what would change. "
+    "Writes nothing.",
+)
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--course", default=None, help="The file is this course's rule set.")
+@click.option("--since", default="30d", show_default=True, help="How far back: 30d, 12h, all.")
+def simulate(file: str, tenant: str, course: str | None, since: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.rules import InvalidRules
+    from engine.xp_rules import parse_duration
+    from questline.rules_replay import count_history
+    from questline.rules_replay import simulate as run
+
+    start = None
+    if since != "all":
+        try:
+            start = datetime.now(UTC) - timedelta(seconds=parse_duration(since))
+        except ValueError:
+            raise click.BadParameter("a duration such as 30d or 12h, or all") from None
+    document = _read(file)
+    database = _database()
+    try:
+        with database.sessions() as session:
+            tenant_id = _tenant_id(session, tenant)
+            total = count_history(session, tenant_id, since=start, course=None)
+            with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
+                report = run(
+                    session,
+                    tenant_id,
+                    document,
+                    course=course,
+                    since=start,
+                    progress=bar.update,
+                )
+            session.rollback()  # nothing was written; make sure of it
+    except InvalidRules as exc:
+        for error in exc.errors:
+            click.echo(f"{file}: {error}", err=True)
+        sys.exit(1)
+    finally:
+        database.dispose()
+    for line in report.lines():
+        click.echo(line)
 
 
 @rules.command("activate", help="Activate a stored version (for example to roll back).")
