@@ -32,7 +32,7 @@ from workers.rulesets import active_rules
 
 log = logging.getLogger("questline.widgets")
 
-Window = Literal["all", "week"]
+Window = Literal["all", "week", "month"]
 FREEZE_ITEM = "streak_freeze"
 
 
@@ -109,8 +109,8 @@ def _db_board(
         rank = None if my_rank is None else my_rank - 1
         around = [r for r in mine if r[0] > limit] if rank is not None and rank >= limit else []
         return total, rank, [(pid, xp) for _, pid, xp in top_rows], around
-    week = window("week", now, zone)
-    scores = windowed_xp(session, repo.tenant_id, None, {"week": week})["week"].get(board, {})
+    span = window(win, now, zone)
+    scores = windowed_xp(session, repo.tenant_id, None, {win: span})[win].get(board, {})
     ordered = sorted(scores.items(), key=lambda kv: (kv[1], str(kv[0])), reverse=True)
     index = next((i for i, (pid, _) in enumerate(ordered) if pid == player_id), None)
     around = []
@@ -142,15 +142,14 @@ def leaderboard(
     places add up); with ``anonymise`` every row but the viewer's is anonymous.
     """
     repo = TenantRepository(session, tenant_id)
-    player = repo.player(player_id) if player_id is not None else None
-    zone = _zone(session, tenant_id, None)
-    period = window("week", now, zone).key if win == "week" else None
+    # Only windowed boards need the tenant's zone (a week starts at local midnight Monday).
+    zone = _zone(session, tenant_id, None) if win != "all" else "UTC"
     if win == "all":
+        period = None
         key = boards.key(tenant_id, board)
     else:
-        key = LeagueStore(boards.client, boards.prefix).window_key(
-            tenant_id, "week", period or "", board
-        )
+        period = window(win, now, zone).key
+        key = LeagueStore(boards.client, boards.prefix).window_key(tenant_id, win, period, board)
     degraded = False
     try:
         total, rank, top, around = _redis_board(boards.client, key, player_id, limit, neighbours)
@@ -162,7 +161,7 @@ def leaderboard(
         )
     ids = [pid for pid, _ in top] + [pid for _, pid, _ in around]
     names = repo.names(ids)
-    hidden = _opted_out(session, tenant_id, ids)
+    hidden = _opted_out(session, tenant_id, ids + ([player_id] if player_id is not None else []))
 
     def row(rank_: int, pid: int, xp: int) -> BoardRow:
         me = pid == player_id
@@ -178,7 +177,7 @@ def leaderboard(
         top=[row(i + 1, pid, xp) for i, (pid, xp) in enumerate(top)],
         around=[row(r, pid, xp) for r, pid, xp in around],
         degraded=degraded,
-        opted_out=player is not None and player.id in _opted_out(session, tenant_id, [player.id]),
+        opted_out=player_id in hidden,
     )
 
 

@@ -61,14 +61,15 @@ def parse_params(raw: Mapping[str, Any], course: str | None = None) -> Params:
     except UnknownBoard:
         raise BadRequest("board must be 'tenant' or 'course:<course id>'") from None
     win = str(raw.get("window") or "all")
-    if win not in ("all", "week"):
-        raise BadRequest("window must be 'all' or 'week'")
+    win = "all" if win == "all_time" else win  # the LTI deep link's name for it
+    if win not in ("all", "week", "month"):
+        raise BadRequest("window must be 'all', 'week' or 'month'")
     anonymise = str(raw.get("anonymise", "")).lower()
     if anonymise not in ("", "0", "1", "true", "false"):
         raise BadRequest("anonymise must be 1 or 0")
     return Params(
         board=board,
-        window="week" if win == "week" else "all",
+        window="week" if win == "week" else "month" if win == "month" else "all",
         limit=_int(raw, "limit", 10, 1, 50),
         neighbours=_int(raw, "neighbours", 2, 0, 10),
         anonymise=anonymise in ("1", "true"),
@@ -168,3 +169,15 @@ def render_widget(name: str, tenant_id: int, player_id: int, params: Mapping[str
         if k in ("board", "window", "limit", "neighbours", "anonymise", "items", "poll")
     }
     return page(name, grant, parsed, token, query)
+
+
+def instructor_url(
+    tenant_id: int, *, course: str | None = None, locale: str = "en", viewer: int | None = None
+) -> str:
+    """A signed link to the instructor dashboard (roster, CSV, award/revoke), for the LTI
+    instructor launch to link or redirect to. Must run inside a request of the Questline app."""
+    grant = EmbedGrant(
+        tenant_id, viewer, "instructor", locale if locale in LOCALES else "en", course
+    )
+    token = sign(current_app.config["SECRET_KEY"], grant, ttl_seconds=DEFAULT_TTL_SECONDS)
+    return url_for("widgets.embed.instructor.dashboard", token=token)

@@ -161,11 +161,21 @@ def test_anonymise_hides_everyone_but_the_viewer(client: FlaskClient, tenant: Te
     assert shown == ["1 Anonymous learner 30", "2 Bob you 20"]
 
 
-def test_weekly_board_uses_the_tenant_week(client: FlaskClient, tenant: TenantHandle) -> None:
-    ids = learners(client, tenant, {"ada": 2})
-    path, _ = embed(client, tenant, player_id=ids["ada"], params={"window": "week"})
-    html = client.get(path).get_data(as_text=True)
-    assert "This week" in html
+def test_windowed_boards_count_this_weeks_and_months_xp(
+    settings: Settings, ctx: Context, client: FlaskClient, tenant: TenantHandle
+) -> None:
+    ids = learners(client, tenant, {"ada": 2, "bob": 1})
+    for win, title in (("week", "This week"), ("month", "This month"), ("all_time", "Leader")):
+        path, _ = embed(client, tenant, player_id=ids["bob"], params={"window": win})
+        html = client.get(path).get_data(as_text=True)
+        assert title in html
+        assert rows(html) == ["1 Ada 20", "2 Bob you 10"], win
+    # The same windows from PostgreSQL when Redis is down.
+    broken = create_app(settings, context=make_context(settings, ctx.db, dead_redis()))
+    for win in ("week", "month"):
+        path, _ = embed(client, tenant, player_id=ids["bob"], params={"window": win})
+        html = broken.test_client().get(path).get_data(as_text=True)
+        assert "stored totals" in html and rows(html) == ["1 Ada 20", "2 Bob you 10"], win
 
 
 def test_spanish_from_the_token(client: FlaskClient, tenant: TenantHandle) -> None:
@@ -214,3 +224,13 @@ def test_the_page_etag_matches_its_first_poll(client: FlaskClient, tenant: Tenan
             f"/widgets/{name}/fragment?token={token}", headers={"If-None-Match": f'"{tag[1]}"'}
         )
         assert poll.status_code == 304, name
+
+
+def test_instructor_url_seam(app: Flask, client: FlaskClient, tenant: TenantHandle) -> None:
+    from widgets.render import instructor_url
+
+    learners(client, tenant, {"ada": 1})
+    with app.test_request_context("/lti/launch"):
+        address = instructor_url(tenant.id, locale="es")
+    page = client.get(address)
+    assert page.status_code == 200 and "Lista de participantes" in page.get_data(as_text=True)

@@ -31,6 +31,7 @@ ES = {
     "Anonymous learner": "Estudiante anónimo",
     "you": "tú",
     "This week": "Esta semana",
+    "This month": "Este mes",
     "Leaderboard": "Clasificación",
     "Live board unavailable; showing the stored totals.": (
         "Clasificación en vivo no disponible; se muestran los totales guardados."
