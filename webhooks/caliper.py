@@ -11,12 +11,14 @@ from engine.events import ActivityEvent, Result
 from webhooks.connections import ConnectionInfo
 from webhooks.delivery import (
     MAX_EVENTS_PER_DELIVERY,
+    Events,
     actor,
     build,
     event_type,
     fraction,
     iso_time,
     obj,
+    parse_each,
     text,
 )
 from webhooks.errors import InvalidPayload
@@ -58,9 +60,7 @@ def _score(event: Mapping[str, Any]) -> float | None:
     return fraction(generated.get("scoreGiven"), generated.get("maxScore"))
 
 
-def from_caliper_payload(
-    data: Any, conn: ConnectionInfo, *, canvas: bool = False
-) -> list[ActivityEvent]:
+def from_caliper_payload(data: Any, conn: ConnectionInfo, *, canvas: bool = False) -> Events:
     """Every event of an envelope (a bare event is taken as an envelope of one)."""
     envelope = obj(data, "a Caliper envelope")
     events = envelope.get("data") if "data" in envelope else [envelope]
@@ -68,7 +68,7 @@ def from_caliper_payload(
         raise InvalidPayload("data must be a non-empty list of Caliper events")
     if len(events) > MAX_EVENTS_PER_DELIVERY:
         raise InvalidPayload(f"at most {MAX_EVENTS_PER_DELIVERY} events per envelope")
-    return [_one(obj(e, "a Caliper event"), conn, canvas) for e in events]
+    return parse_each(events, lambda e: _one(obj(e, "a Caliper event"), conn, canvas))
 
 
 def _one(event: Mapping[str, Any], conn: ConnectionInfo, canvas: bool) -> ActivityEvent:

@@ -14,12 +14,15 @@ from typing import Any
 from engine.events import ActivityEvent, Result
 from webhooks.connections import ConnectionInfo
 from webhooks.delivery import (
+    MAX_EVENTS_PER_DELIVERY,
+    Events,
     actor,
     build,
     event_type,
     fraction,
     iso_time,
     obj,
+    parse_each,
     stable_key,
     text,
 )
@@ -86,10 +89,14 @@ def _course(name: str, meta: Mapping[str, Any], body: Mapping[str, Any]) -> str 
     return text(body.get("course_id"))
 
 
-def from_canvas_payload(data: Any, conn: ConnectionInfo) -> list[ActivityEvent]:
+def from_canvas_payload(data: Any, conn: ConnectionInfo) -> Events:
     """One Canvas raw event (or a list of them) as canonical events."""
     items = data if isinstance(data, list) else [data]
-    return [_one(obj(item, "a Canvas event"), conn) for item in items]
+    if not items:
+        raise InvalidPayload("the list of Canvas events is empty")
+    if len(items) > MAX_EVENTS_PER_DELIVERY:
+        raise InvalidPayload(f"at most {MAX_EVENTS_PER_DELIVERY} events per delivery")
+    return parse_each(items, lambda item: _one(obj(item, "a Canvas event"), conn))
 
 
 def _one(item: Mapping[str, Any], conn: ConnectionInfo) -> ActivityEvent:

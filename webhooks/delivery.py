@@ -9,16 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.events import EVENT_TYPE_PATTERN, MAX_ID_LENGTH, ActivityEvent, Actor, Result
 from engine.events import parse_timestamp as _iso
 from webhooks.connections import ConnectionInfo
 from webhooks.errors import InvalidPayload
 
+_T = TypeVar("_T")
 MAX_EVENTS_PER_DELIVERY = 100  # HubSpot sends < 100, Salesforce at most 100 notifications
 
 
@@ -37,6 +38,40 @@ class Delivery:
             return self.body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidPayload("the body is not UTF-8") from exc
+
+
+class Events(list[ActivityEvent]):
+    """The events of one delivery, plus the items of it that could not be read.
+
+    A batch (HubSpot's array, a Caliper envelope, xAPI statements, Salesforce notifications)
+    holding one bad item still stores the good ones: HubSpot never retries a 4xx and Salesforce
+    gives up after a day, so refusing the whole delivery would lose valid events. ``rejected``
+    says which items were skipped and why (answered and logged); a delivery with no readable
+    item at all is still a 400.
+    """
+
+    rejected: list[dict[str, Any]]
+
+    def __init__(self, events: list[ActivityEvent], rejected: list[dict[str, Any]]) -> None:
+        super().__init__(events)
+        self.rejected = rejected
+
+
+def parse_each(items: list[_T], parse: Callable[[_T], ActivityEvent]) -> Events:
+    """``parse`` every item; skip (and record) the unreadable ones unless none is readable."""
+    events: list[ActivityEvent] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(parse(item))
+        except InvalidPayload as exc:
+            rejected.append({"index": index, "message": exc.message})
+    if rejected and not events:
+        first = rejected[0]["message"]
+        if len(items) == 1:
+            raise InvalidPayload(first)
+        raise InvalidPayload(f"no item of the batch is readable; item 0: {first}", details=rejected)
+    return Events(events, rejected)
 
 
 def load_json(delivery: Delivery) -> Any:

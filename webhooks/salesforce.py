@@ -20,7 +20,15 @@ from defusedxml.ElementTree import ParseError, fromstring
 
 from engine.events import ActivityEvent
 from webhooks.connections import ConnectionInfo
-from webhooks.delivery import MAX_EVENTS_PER_DELIVERY, actor, build, event_type, iso_time
+from webhooks.delivery import (
+    MAX_EVENTS_PER_DELIVERY,
+    Events,
+    actor,
+    build,
+    event_type,
+    iso_time,
+    parse_each,
+)
 from webhooks.errors import BadSignature, InvalidPayload
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -69,9 +77,7 @@ def org_matches(expected: str, offered: str | None) -> bool:
     return hmac.compare_digest(expected[:15].encode(), offered[:15].encode())
 
 
-def from_salesforce_payload(
-    body: bytes, conn: ConnectionInfo, received_at: datetime
-) -> list[ActivityEvent]:
+def from_salesforce_payload(body: bytes, conn: ConnectionInfo, received_at: datetime) -> Events:
     root = _parse(body)
     notifications = root.find(f"{{{SOAP}}}Body/{{{OM}}}notifications")
     if notifications is None:
@@ -85,7 +91,7 @@ def from_salesforce_payload(
         raise InvalidPayload("the message holds no Notification")
     if len(items) > MAX_EVENTS_PER_DELIVERY:
         raise InvalidPayload(f"at most {MAX_EVENTS_PER_DELIVERY} notifications per message")
-    return [_one(item, conn, received_at) for item in items]
+    return parse_each(items, lambda item: _one(item, conn, received_at))
 
 
 def _one(item: Element, conn: ConnectionInfo, received_at: datetime) -> ActivityEvent:

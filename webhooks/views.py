@@ -134,13 +134,27 @@ def receive(public_id: str) -> Any:
     metrics.EVENTS_RECEIVED.labels(source=f"webhook:{conn.kind}").inc(len(report.accepted))
     if report.duplicates:
         metrics.EVENTS_DUPLICATE.inc(len(report.duplicates))
+    rejected: list[dict[str, Any]] = getattr(events, "rejected", [])
+    if rejected:
+        # The readable items are stored; the unreadable ones applied nothing and are named here.
+        log.warning(
+            "webhook items refused",
+            extra={"tenant_id": conn.tenant_id, "connection": conn.public_id, "kind": conn.kind,
+                   "rejected": rejected[:20], "stored": len(report.accepted)},
+        )  # fmt: skip
+        metrics.EVENTS_REJECTED.inc(len(rejected))
     metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
-    return _acknowledge(conn.kind, report, [e.id for e in events])
+    return _acknowledge(conn.kind, report, [e.id for e in events], rejected)
 
 
-def _acknowledge(kind: str, report: IngestReport, keys: list[str]) -> Any:
+def _acknowledge(
+    kind: str, report: IngestReport, keys: list[str], rejected: list[dict[str, Any]]
+) -> Any:
     if kind == "salesforce":
         return Response(salesforce.ACK, 200, mimetype="text/xml")
     if kind == "xapi":
         return jsonify(keys), 200  # an LRS answers a POST with the statement ids
-    return jsonify({"accepted": len(report.accepted), "duplicates": len(report.duplicates)}), 200
+    body: dict[str, Any] = {"accepted": len(report.accepted), "duplicates": len(report.duplicates)}
+    if rejected:
+        body["rejected"] = rejected
+    return jsonify(body), 200

@@ -15,9 +15,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.events import ActivityEvent, Result
+from engine.events import Result
 from webhooks.connections import ConnectionInfo
-from webhooks.delivery import MAX_EVENTS_PER_DELIVERY, actor, build, event_type, iso_time, obj, text
+from webhooks.delivery import (
+    MAX_EVENTS_PER_DELIVERY,
+    Events,
+    actor,
+    build,
+    event_type,
+    iso_time,
+    obj,
+    parse_each,
+    text,
+)
 from webhooks.errors import InvalidPayload
 
 ADL = "http://adlnet.gov/expapi/verbs/"
@@ -78,15 +88,13 @@ def _result(data: Any) -> Result:
     )
 
 
-def from_xapi_payload(
-    data: Any, conn: ConnectionInfo, received_at: datetime
-) -> list[ActivityEvent]:
+def from_xapi_payload(data: Any, conn: ConnectionInfo, received_at: datetime) -> Events:
     statements = data if isinstance(data, list) else [data]
     if not statements:
         raise InvalidPayload("the statement list is empty")
     if len(statements) > MAX_EVENTS_PER_DELIVERY:
         raise InvalidPayload(f"at most {MAX_EVENTS_PER_DELIVERY} statements per request")
-    return [_one(obj(s, "a statement"), conn, received_at) for s in statements]
+    return parse_each(statements, lambda s: _one(obj(s, "a statement"), conn, received_at))
 
 
 def _one(statement: Mapping[str, Any], conn: ConnectionInfo, received_at: datetime) -> Any:

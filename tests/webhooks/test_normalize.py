@@ -338,3 +338,19 @@ def test_standard_payloads() -> None:
     assert _only(standard.from_standard_payload(odd, info("standard"), "m")).type == (
         "standard.invoice_paid"
     )
+
+
+def test_batches_keep_their_readable_items() -> None:
+    """Salesforce gives up after a day and xAPI clients rarely resend: one unreadable item in a
+    batch is named in ``rejected`` and the others are kept (the view stores them)."""
+    body = fixture_bytes("salesforce/outbound_message.contact_notifications.xml")
+    broken = body.replace(b"<Id>", b"<Unknown>", 1).replace(b"</Id>", b"</Unknown>", 1)
+    events = salesforce.from_salesforce_payload(broken, info("salesforce", org_id=SF_ORG), RECEIVED)
+    assert len(events) == 1
+    assert events.rejected == [{"index": 0, "message": "a Notification needs Id and sObject"}]
+    good = fixture_json("xapi/statement.attempted_with_result.json")
+    statements = xapi.from_xapi_payload([good, {"actor": {}}], info("xapi"), RECEIVED)
+    assert [e.id for e in statements] == [good["id"]]
+    assert [r["index"] for r in statements.rejected] == [1]
+    with pytest.raises(InvalidPayload, match="verb must be a JSON object"):
+        xapi.from_xapi_payload([{"actor": {"mbox": "mailto:a@b.c"}}], info("xapi"), RECEIVED)

@@ -79,6 +79,34 @@ def test_hubspot_v3_signed_batch_is_stored_raw_then_acknowledged(
     assert len(inbox(db, tenant.id)) == 2
 
 
+def test_one_bad_item_does_not_lose_the_rest_of_the_batch(
+    client: FlaskClient, db: Database, tenant: TenantHandle
+) -> None:
+    """HubSpot never retries a 4xx: the readable events of a batch are stored, the bad one named."""
+    public_id, secret = connect(db, tenant.id, "hubspot", secret="client-secret-5")
+    url = f"http://localhost/webhooks/{public_id}"
+    good, bad = json.loads(fixture_bytes("hubspot/webhook_batch.docs_example.json"))
+    del bad["eventId"]
+    body = json.dumps([good, bad, "not an event"]).encode()
+    response = client.post(url, data=body, headers=hubspot_headers(secret, url, body))
+    assert response.status_code == 200
+    assert response.json == {
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": [
+            {"index": 1, "message": "eventId and objectId are required"},
+            {"index": 2, "message": "a HubSpot event must be a JSON object"},
+        ],
+    }
+    assert [r.event_key for r in inbox(db, tenant.id)] == ["33/25/3816279340/1462216307945"]
+    # A batch with nothing readable is still a 400 that stores nothing.
+    body = json.dumps([bad, "not an event"]).encode()
+    refused = client.post(url, data=body, headers=hubspot_headers(secret, url, body))
+    assert refused.status_code == 400 and refused.json["error"] == "invalid_payload"
+    assert [d["index"] for d in refused.json["details"]] == [0, 1]
+    assert len(inbox(db, tenant.id)) == 1
+
+
 def test_hubspot_replayed_stale_and_tampered_requests_are_refused(
     client: FlaskClient, db: Database, tenant: TenantHandle
 ) -> None:
