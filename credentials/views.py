@@ -19,7 +19,7 @@ from credentials import documents, service
 from credentials.baking import OB2_KEYWORD, BakingError, badge_png, bake, unbake
 from credentials.keys import KeyUnavailable, public_jwk
 from credentials.models import IssuedCredential
-from credentials.verify import VerificationResult, verify
+from credentials.verify import VerificationResult, parse_input, verify
 from questline.api import authenticate, ctx
 from questline.errors import NotFound, QuestlineError, ServiceUnavailable, Unprocessable
 from questline.models import PlayerBadge, Tenant
@@ -420,7 +420,12 @@ def verify_page() -> Any:
         result = _verify(text) if text else None
         return render_template_string(VERIFY_PAGE, result=result, text=text)
     if request.is_json:
-        body = request.get_json(silent=True)
+        # Parsed here rather than by request.get_json: a deeply nested body raises
+        # RecursionError there, which would be a 500; parse_input turns it into a reason.
+        try:
+            body = parse_input(request.get_data())
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
         if not isinstance(body, dict):
             raise Unprocessable("send the credential as a JSON object (or {'jwt': '...'})")
         raw: Any = body.get("jwt") if isinstance(body.get("jwt"), str) else body

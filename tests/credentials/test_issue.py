@@ -179,6 +179,9 @@ def test_malformed_json_input_is_a_result_not_a_500(client, payload) -> None:
         (b"[1, 2]", "application/json"),
         (b"{not json", "application/json"),
         ("\u00ff".encode("latin-1"), "application/json"),
+        (b"[" * 50_000, "application/json"),
+        (b'{"a":' * 20_000 + b"1" + b"}" * 20_000, "application/json"),
+        (b'"just a string"', "application/json"),
     ],
 )
 def test_bad_json_bodies_are_4xx(client, data, content_type) -> None:
