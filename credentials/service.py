@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from credentials.documents import (
@@ -239,43 +238,49 @@ def issue_for_award(
     """The award's credential: the stored one, or a new one signed both ways and stored.
 
     Issuing is idempotent per award (unique (tenant, award)); a revoked award keeps its
-    credential, whose status bit says it is revoked."""
+    credential, whose status bit says it is revoked. New credentials of one tenant are issued
+    one at a time, under a row lock on the tenant, so each gets the next status list index (the
+    index is inside the signed document, so it must be known before signing) and a new tenant
+    gets exactly one key."""
     award = award_row(session, tenant_id, award_id)
     if award is None or (player_id is not None and award.player_id != player_id):
         raise NotIssuable(f"no award {award_id} in this tenant")
-    existing = session.scalar(
-        select(IssuedCredential).where(
-            IssuedCredential.tenant_id == tenant_id, IssuedCredential.award_id == award_id
-        )
-    )
+    existing = _issued(session, tenant_id, award_id)
     if existing is not None:
         return existing
     tenant = session.get(Tenant, tenant_id)
     player = session.get(Player, award.player_id)
     if tenant is None or player is None:
         raise NotIssuable(f"no award {award_id} in this tenant")
-    key = signing_key(session, tenant_id, base, secret)
-    for _attempt in range(5):
-        index = session.scalar(
-            select(func.coalesce(func.max(IssuedCredential.status_index) + 1, 0)).where(
-                IssuedCredential.tenant_id == tenant_id
-            )
+    # The lock: concurrent issuers of one tenant wait here (PostgreSQL; SQLite has one writer).
+    # NO KEY UPDATE does not conflict with the KEY SHARE locks that inserts referencing the
+    # tenant take, so the award pipeline never waits on a signature.
+    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+    existing = _issued(session, tenant_id, award_id)  # issued while we waited?
+    if existing is not None:
+        return existing
+    key_row = ensure_key(session, tenant_id, secret)
+    key = SigningKey(
+        unseal(key_row.private_key_sealed, secret),
+        f"{issuer_url(base, tenant_id)}#{key_row.multikey}",
+    )
+    index = session.scalar(
+        select(func.coalesce(func.max(IssuedCredential.status_index) + 1, 0)).where(
+            IssuedCredential.tenant_id == tenant_id
         )
-        row = _build(session, award, tenant, player, key, int(index or 0), base, now)
-        try:
-            with session.begin_nested():
-                session.add(row)
-            return row
-        except IntegrityError:
-            # Another request took this status index (or issued this award) first.
-            raced = session.scalar(
-                select(IssuedCredential).where(
-                    IssuedCredential.tenant_id == tenant_id, IssuedCredential.award_id == award_id
-                )
-            )
-            if raced is not None:
-                return raced
-    raise RuntimeError("could not allocate a status list index after 5 attempts")
+    )
+    row = _build(session, award, tenant, player, key, int(index or 0), base, now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _issued(session: Session, tenant_id: int, award_id: int) -> IssuedCredential | None:
+    return session.scalar(
+        select(IssuedCredential).where(
+            IssuedCredential.tenant_id == tenant_id, IssuedCredential.award_id == award_id
+        )
+    )
 
 
 def _build(
