@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Literal
 
@@ -74,10 +75,15 @@ class Badge:
     description: str = ""
 
     def leaves(self) -> list[Leaf]:
+        return list(self._leaves)
+
+    @cached_property
+    def _leaves(self) -> tuple[Leaf, ...]:
+        """Computed once per badge: the engine walks them for every event."""
         out: list[Leaf] = []
         for tier in self.tiers:
             _collect(tier.criteria, out)
-        return out
+        return tuple(out)
 
 
 def _collect(node: Criterion, out: list[Leaf]) -> None:

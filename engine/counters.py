@@ -19,6 +19,11 @@ from typing import Any
 DAY_WINDOW = 7
 
 
+# One award to remember: (rule id, local day or None, object or None, epoch seconds or None,
+# amount, cooldown seconds or None, the object the cooldown is per).
+Award = tuple[str, date | None, str | None, int | None, int, int | None, str]
+
+
 @dataclass(frozen=True)
 class RuleCounters:
     day_xp: Mapping[str, int] = field(default_factory=dict)
@@ -70,6 +75,52 @@ class RuleCounters:
             key = f"{rule_id}|{cooldown_object}"
             last[key] = max(at, last.get(key, at))
         return RuleCounters(day_xp, object_xp, last, self.tallies, self.quests)
+
+    def after_awards(self, awards: list[Award]) -> RuleCounters:
+        """The counters after several awards of one event, in order: the same result as
+        ``after_award`` one by one, but each map is copied once per event rather than once per
+        award, which matters when a player's maps hold thousands of objects."""
+        if not awards:
+            return self
+        day_xp: dict[str, int] | None = None
+        object_xp: dict[str, int] | None = None
+        last: dict[str, int] | None = None
+        expired: dict[str, tuple[int, int]] = {}  # rule prefix -> (at, cooldown)
+        for rule_id, day, obj, at, amount, cooldown, cooldown_object in awards:
+            if day is not None:
+                if day_xp is None:
+                    oldest = (day - timedelta(days=DAY_WINDOW)).isoformat()
+                    day_xp = {k: v for k, v in self.day_xp.items() if k.partition("|")[2] >= oldest}
+                key = f"{rule_id}|{day.isoformat()}"
+                day_xp[key] = day_xp.get(key, 0) + amount
+            if obj is not None:
+                if object_xp is None:
+                    object_xp = dict(self.object_xp)
+                key = f"{rule_id}|{obj}"
+                object_xp[key] = object_xp.get(key, 0) + amount
+            if at is not None and cooldown is not None:
+                if last is None:
+                    last = dict(self.last_award)
+                expired[f"{rule_id}|"] = (at, cooldown)
+                key = f"{rule_id}|{cooldown_object}"
+                last[key] = max(at, last.get(key, at))
+        if last is not None and expired:
+            last = {
+                k: v
+                for k, v in last.items()
+                if not (
+                    (hit := expired.get(k.partition("|")[0] + "|")) is not None
+                    and hit[0] - v >= hit[1]
+                    and hit[0] != v
+                )
+            }
+        return RuleCounters(
+            self.day_xp if day_xp is None else day_xp,
+            self.object_xp if object_xp is None else object_xp,
+            self.last_award if last is None else last,
+            self.tallies,
+            self.quests,
+        )
 
     def to_json(self) -> dict[str, Any] | None:
         """The stored form; None when there is nothing to remember."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from engine.badges import Badge, Facts, satisfied, update_tally
-from engine.counters import RuleCounters
+from engine.counters import Award, RuleCounters
 from engine.decisions import (
     BadgeAwarded,
     CurrencyAwarded,
@@ -103,6 +103,7 @@ def evaluate(
     xp = state.xp
     counters = state.counters
     day = local_day(event.occurred_at, zone)
+    awards: list[Award] = []
     for rule in ruleset.rules_for(event.type):
         found = _award(rule, ruleset, event, day, counters)
         if found is None:
@@ -131,15 +132,20 @@ def evaluate(
                 )
             )
         if rule.cap_per_day is not None or rule.tracks_objects or rule.cooldown is not None:
-            counters = counters.after_award(
-                rule.id,
-                day=day if rule.cap_per_day is not None else None,
-                obj=event.object_id if rule.tracks_objects else None,
-                at=int(event.occurred_at.timestamp()) if rule.cooldown is not None else None,
-                amount=amount,
-                cooldown=rule.cooldown,
-                cooldown_object=event.object_id or "-",
+            # Rules have distinct ids, so no rule of this event reads another's counters:
+            # the updates can wait for the end of the loop and copy each map once.
+            awards.append(
+                (
+                    rule.id,
+                    day if rule.cap_per_day is not None else None,
+                    event.object_id if rule.tracks_objects else None,
+                    int(event.occurred_at.timestamp()) if rule.cooldown is not None else None,
+                    amount,
+                    rule.cooldown,
+                    event.object_id or "-",
+                )
             )
+    counters = counters.after_awards(awards)
     level = ruleset.levels.level_for(xp)
     if level > state.level:
         decisions.append(LevelReached(level=level, previous=state.level))
@@ -165,17 +171,11 @@ def evaluate(
         decisions.extend(earned)
     if ruleset.quests:
         progress, completed = advance(ruleset.quests, counters.quests, event, day, xp - state.xp)
-        counters = replace(counters, quests=progress)
+        counters = RuleCounters(
+            counters.day_xp, counters.object_xp, counters.last_award, counters.tallies, progress
+        )
         decisions.extend(completed)
-    return decisions, replace(
-        state,
-        xp=xp,
-        level=level,
-        streak=streak,
-        counters=counters,
-        badges=held,
-        freezes=freezes,
-    )
+    return decisions, PlayerState(xp, level, streak, counters, held, freezes)
 
 
 def badge_key(event: ActivityEvent, badge_id: str, scope: str, tier: int) -> str:
@@ -208,7 +208,7 @@ def _badges(
         touched = False
         view: dict[str, Mapping[str, object]] = {}
         has_live = False
-        for leaf in badge.leaves():
+        for leaf in badge._leaves:
             name = f"{leaf.key}|{scope}"
             if leaf.kind in ("streak", "level", "xp"):
                 has_live = True
@@ -251,4 +251,10 @@ def _badges(
                     ),
                 )
             )
-    return replace(counters, tallies=tallies), new_held, earned
+    return (
+        RuleCounters(
+            counters.day_xp, counters.object_xp, counters.last_award, tallies, counters.quests
+        ),
+        new_held,
+        earned,
+    )
