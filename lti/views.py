@@ -66,6 +66,14 @@ def base_url() -> str:
     return (ctx().settings.public_url or request.url_root).rstrip("/")
 
 
+def _served_over_https() -> bool:
+    """Inside an LMS iframe our cookie is third-party: browsers keep it only with
+    ``SameSite=None; Secure``, which pylti1p3 sets when the request is secure. Behind a proxy
+    that ends TLS the request looks like plain HTTP, so an https QUESTLINE_PUBLIC_URL counts."""
+    public = ctx().settings.public_url or ""
+    return request.is_secure or public.startswith("https://")
+
+
 def tool_config(session: Session) -> DbToolConf:
     keys = lti_state().keys
 
@@ -102,7 +110,7 @@ def login() -> ResponseReturnValue:
     params = {**request.args.to_dict(), **request.form.to_dict()}
     if not params.get("iss") or not params.get("login_hint"):
         raise LtiRejected("invalid_login", "the login request needs iss and login_hint")
-    req = LtiRequest(params, request.cookies, request.is_secure)
+    req = LtiRequest(params, request.cookies, _served_over_https())
     with ctx().db.session() as session:
         flow = Login(req, tool_config(session), session, datetime.now(UTC))
         url = flow.redirect_url(base_url() + "/lti/launch")
@@ -114,7 +122,7 @@ def login() -> ResponseReturnValue:
 @bp.post("/launch")
 def launch() -> ResponseReturnValue:
     now = datetime.now(UTC)
-    req = LtiRequest(request.form.to_dict(), request.cookies, request.is_secure)
+    req = LtiRequest(request.form.to_dict(), request.cookies, _served_over_https())
     with ctx().db.session() as session:
         checked = Launch(req, tool_config(session), session, now).run()
         registration = checked.registration

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine.events import Actor, parse_event
 from identity.players import resolve_players
 from lti.models import LtiCourse, LtiCourseMember, LtiLaunch
-from questline.ingest import IngestReport, store_events
+from questline.ingest import IngestReport, store_events, upsert_ignore
 from questline.models import Player
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -69,16 +69,24 @@ def upsert_course(
     context_id = context.get("id") if isinstance(context, dict) else None
     if not context_id:
         return None
-    course = session.scalar(
+    # Insert-or-skip, then read: the first launches of a course arrive together (a class
+    # opening the same link), and two of them must not both try to create it.
+    session.execute(
+        upsert_ignore(session, LtiCourse),
+        [
+            {
+                "tenant_id": tenant_id,
+                "registration_id": registration_id,
+                "context_id": str(context_id),
+                "ags_enabled": False,
+            }
+        ],
+    )
+    course = session.scalars(
         select(LtiCourse).where(
             LtiCourse.registration_id == registration_id, LtiCourse.context_id == context_id
         )
-    )
-    if course is None:
-        course = LtiCourse(
-            tenant_id=tenant_id, registration_id=registration_id, context_id=context_id
-        )
-        session.add(course)
+    ).one()
     course.title = context.get("title") or context.get("label") or course.title
     course.deployment_id = claims.get(CLAIM + "deployment_id") or course.deployment_id
     nrps = claims.get(NRPS_CLAIM) or {}
@@ -101,12 +109,21 @@ def upsert_member(
     locale: str | None,
     now: datetime,
 ) -> None:
+    session.execute(
+        upsert_ignore(session, LtiCourseMember),
+        [
+            {
+                "course_id": course.id,
+                "player_id": player_id,
+                "tenant_id": course.tenant_id,
+                "user_sub": sub,
+                "roles": roles,
+                "updated_at": now,
+            }
+        ],
+    )
     member = session.get(LtiCourseMember, (course.id, player_id))
-    if member is None:
-        member = LtiCourseMember(
-            course_id=course.id, player_id=player_id, tenant_id=course.tenant_id, user_sub=sub
-        )
-        session.add(member)
+    assert member is not None
     member.user_sub = sub
     member.roles = roles
     member.locale = locale or member.locale

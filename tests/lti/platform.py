@@ -11,6 +11,7 @@ echoes ``login_hint`` and ``lti_message_hint``.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -42,6 +43,13 @@ def new_private_key() -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
+
+
+@functools.cache
+def platform_private_key() -> str:
+    """One platform key per test process: RSA generation costs ~0.1-0.3 s, and every test's
+    platform is a fresh registration anyway (tests that need a stranger's key make one)."""
+    return new_private_key()
 
 
 def public_pem(private_pem: str) -> str:
@@ -94,7 +102,7 @@ class Platform:
     client_id: str = "questline-client"
     deployment_id: str = "deployment-1"
     context_id: str = "course-101"
-    private_key: str = field(default_factory=new_private_key)
+    private_key: str = field(default_factory=platform_private_key)
     users: dict[str, User] = field(default_factory=dict)
     line_items: list[dict[str, Any]] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)

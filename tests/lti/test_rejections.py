@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -187,3 +188,36 @@ def test_login_for_an_unknown_issuer_is_refused(lti_world: LtiWorld) -> None:
     assert response.status_code == 401
     assert reason_of(response.get_data(as_text=True)) == "wrong_issuer"
     assert missing.status_code == 400
+
+
+def _login_cookie(world: LtiWorld, base_url: str) -> str:
+    platform = world.platform
+    with world.app.test_client() as client:
+        response = client.get(
+            "/lti/login",
+            base_url=base_url,
+            query_string={
+                "iss": platform.issuer,
+                "login_hint": "learner-1",
+                "client_id": platform.client_id,
+                "lti_message_hint": "link:rl-1",
+            },
+        )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    [cookie] = response.headers.getlist("Set-Cookie")
+    return cookie
+
+
+def test_state_cookie_is_samesite_none_and_secure_over_https(lti_world: LtiWorld) -> None:
+    """Inside the LMS iframe the cookie is third-party: only SameSite=None; Secure survives."""
+    cookie = _login_cookie(lti_world, "https://questline.example")
+    assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    # Plain HTTP (development) cannot carry Secure; browsers would drop SameSite=None then.
+    plain = _login_cookie(lti_world, "http://127.0.0.1")
+    assert "Secure" not in plain and "SameSite=None" not in plain
+
+
+def test_https_public_url_marks_cookies_secure_behind_a_tls_proxy(lti_world: LtiWorld) -> None:
+    lti_world.ctx.settings = replace(lti_world.ctx.settings, public_url="https://q.example")
+    cookie = _login_cookie(lti_world, "http://127.0.0.1")  # TLS ended at the proxy
+    assert "SameSite=None" in cookie and "Secure" in cookie

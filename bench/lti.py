@@ -1,0 +1,291 @@
+"""Benchmark of LTI 1.3 launches: complete OIDC login + launch round trips on gunicorn.
+
+Run on demand, never from the test suite::
+
+    .venv/bin/python bench/lti.py             # about a minute on 2 cores
+    .venv/bin/python bench/lti.py --quick     # smoke run
+
+It recreates its own PostgreSQL database (``questline_bench_lti``) and Redis db 11, starts
+``questline serve`` (gunicorn, 2 sync workers) as a subprocess, registers a platform whose JWKS
+is served from this process on loopback, and then measures round trips. One round trip is what
+a browser does: ``GET /lti/login`` (the tool checks the issuer and client, stores state and
+nonce, answers 302 to the platform), the platform signs an id_token for that state and nonce
+(done here in the client, RS256 with the platform's key, ~1 ms: the platform's work, counted in
+the latency but not the tool's), then ``POST /lti/launch`` (full validation, player upsert,
+course and membership, launch record, ``session.started`` stored in the inbox, RQ wake-up,
+learner page). Every launch is a distinct learner visit with a fresh nonce.
+
+* closed loop: client *processes* (spawned), each on a keep-alive connection, as fast as
+  answers come back -> round trips/s, with per-trip latency;
+* open loop: a fixed rate (default 150/s) whatever the server does, latency from each trip's
+  *scheduled* start (no coordinated omission) -> p50/p99;
+* the platform's JWKS fetches are counted: at most one per gunicorn worker is expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DB_NAME = "questline_bench_lti"
+PG = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/11"  # db 11: no other bench uses (or flushes) it
+CLIENT_ID = "bench-client"
+DEPLOYMENT = "bench-deployment"
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 100)) - 1))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_jwks(jwks: dict[str, Any]) -> tuple[str, list[int], Any]:
+    """The platform's key set on loopback, counting fetches."""
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+
+    fetches = [0]
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        fetches[0] += 1
+        return Response(json.dumps(jwks), content_type="application/json")(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", fetches, server
+
+
+def round_trip(
+    conn: http.client.HTTPConnection, issuer: str, key: Any, kid: str, sub: str, tool: str
+) -> str:
+    """One login + launch as a browser would do it; "" when the learner page came back, else
+    which step answered what."""
+    import jwt
+
+    query = urlencode(
+        {
+            "iss": issuer,
+            "login_hint": sub,
+            "target_link_uri": tool + "/lti/launch",
+            "lti_message_hint": "link:rl-1",
+            "client_id": CLIENT_ID,
+            "lti_deployment_id": DEPLOYMENT,
+        }
+    )
+    conn.request("GET", "/lti/login?" + query)
+    response = conn.getresponse()
+    response.read()
+    if response.status != 302:
+        return f"login {response.status}"
+    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
+    params = parse_qs(urlparse(response.getheader("Location") or "").query)
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": CLIENT_ID,
+        "azp": CLIENT_ID,
+        "sub": sub,
+        "iat": now,
+        "exp": now + 300,
+        "nonce": params["nonce"][0],
+        "name": f"Learner {sub}",
+        "email": f"{sub}@bench.example",
+        LTI + "deployment_id": DEPLOYMENT,
+        LTI + "message_type": "LtiResourceLinkRequest",
+        LTI + "version": "1.3.0",
+        LTI + "roles": [LEARNER],
+        LTI + "target_link_uri": tool + "/lti/launch",
+        LTI + "resource_link": {"id": "rl-1", "title": "Questline"},
+        LTI + "context": {"id": "course-1", "title": "Benchmarking 101"},
+        LTI + "custom": {"widget": "level"},
+    }
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+    body = urlencode({"id_token": token, "state": params["state"][0]})
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+    conn.request("POST", "/lti/launch", body, headers)
+    response = conn.getresponse()
+    response.read()
+    return "" if response.status == 200 else f"launch {response.status}"
+
+
+def client(mode: str, args: tuple[Any, ...], trips: int, rate: float, start: float, out: Any):
+    from cryptography.hazmat.primitives import serialization
+
+    port, issuer, pem, kid, tool, tag = args
+    # Parse the platform's key once: loading a PEM costs more than a whole launch.
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    if mode == "closed":
+        while time.perf_counter() < start:
+            time.sleep(0.001)
+    for i in range(trips):
+        due = start + i / rate if mode == "open" else time.perf_counter()
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            failure = round_trip(conn, issuer, key, kid, f"{tag}-{i % 300}", tool)
+        except OSError as exc:  # a timeout or reset under overload: count it, carry on
+            failure = type(exc).__name__
+            conn.close()
+        if failure:
+            failures[failure] = failures.get(failure, 0) + 1
+        latencies.append(time.perf_counter() - due)
+    out.put((trips - sum(failures.values()), latencies, time.perf_counter(), failures))
+
+
+def run(
+    mode: str, shared: tuple[Any, ...], trips: int, clients: int, rate: float
+) -> tuple[int, list[float], float, dict[str, int]]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start = time.perf_counter() + 2.0  # perf_counter is system-wide on Linux (CLOCK_MONOTONIC)
+    procs = [
+        ctx.Process(
+            target=client,
+            args=(mode, (*shared, f"{mode}{c}"), trips // clients, rate / clients, start, out),
+        )
+        for c in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    ended = max(r[2] for r in results)
+    failures: dict[str, int] = {}
+    for r in results:
+        for what, count in r[3].items():
+            failures[what] = failures.get(what, 0) + count
+    return sum(r[0] for r in results), [x for r in results for x in r[1]], ended - start, failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--trips", type=int, default=None, help="closed-loop round trips")
+    parser.add_argument("--rate", type=float, default=150.0, help="open-loop round trips/s")
+    parser.add_argument("--seconds", type=float, default=None, help="open-loop duration")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--web-workers", type=int, default=2)
+    args = parser.parse_args()
+    trips = args.trips or (400 if args.quick else 3000)
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
+    url = f"{PG}/{DB_NAME}"
+    env = {**os.environ, "QUESTLINE_DATABASE_URL": url, "QUESTLINE_REDIS_URL": REDIS,
+           "QUESTLINE_REDIS_PREFIX": "qlbenchlti", "QUESTLINE_QUEUE_NAME": "qlbenchlti",
+           "QUESTLINE_LOG_LEVEL": "WARNING", "QUESTLINE_SECRET_KEY": "bench"}  # fmt: skip
+    questline = str(ROOT / ".venv" / "bin" / "questline")
+    subprocess.run([questline, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([questline, "lti", "keys", "rotate"], env=env, check=True, capture_output=True)
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+
+    from lti.registrations import register_platform
+    from questline.db import Database
+    from questline.tenants import create_tenant
+    from tests.lti.platform import new_private_key, public_pem
+
+    key = new_private_key()
+    from lti1p3platform.registration import Registration
+
+    jwk = Registration.get_jwk(public_pem(key))
+    jwks_url, fetches, jwks_server = serve_jwks({"keys": [jwk]})
+    issuer = jwks_url  # the platform's issuer: its loopback address
+    db = Database(url)
+    with db.session() as session:
+        tenant, _ = create_tenant(session, f"bench-lti-{uuid.uuid4().hex[:6]}")
+        register_platform(
+            session,
+            tenant_id=tenant.id,
+            issuer=issuer,
+            client_id=CLIENT_ID,
+            deployment_ids=[DEPLOYMENT],
+            auth_login_url=issuer + "/auth",
+            auth_token_url=issuer + "/token",
+            key_set_url=jwks_url + "/jwks",
+        )
+    db.dispose()
+
+    port = free_port()
+    tool = f"http://127.0.0.1:{port}"
+    logdir = Path(tempfile.mkdtemp(prefix="questline-bench-lti-"))
+    server = subprocess.Popen(
+        [questline, "serve", "--port", str(port), "--workers", str(args.web_workers)],
+        env=env, stdout=(logdir / "serve.log").open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    shared = (port, issuer, key, jwk["kid"], tool)
+    failed = False
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.0)
+        run("closed", shared, 100, args.clients, 0)  # warm: imports, pools, JWKS
+        ok, lats, elapsed, failures = run("closed", shared, trips, args.clients, 0)
+        closed = {
+            "trips": trips, "ok": ok, "failures": failures, "per_s": round(len(lats) / elapsed),
+            "p50_ms": round(percentile(lats, 50) * 1000, 1),
+            "p99_ms": round(percentile(lats, 99) * 1000, 1),
+        }  # fmt: skip
+        print("closed", json.dumps(closed), flush=True)
+        n = int(args.rate * seconds)
+        ok_open, lats, _, failures = run("open", shared, n, args.clients, args.rate)
+        opened = {
+            "rate": args.rate, "trips": n, "ok": ok_open, "failures": failures,
+            "p50_ms": round(percentile(lats, 50) * 1000, 1),
+            "p99_ms": round(percentile(lats, 99) * 1000, 1),
+            "max_ms": round(max(lats) * 1000, 1),
+        }  # fmt: skip
+        print("open", json.dumps(opened), flush=True)
+        print(f"platform JWKS fetched {fetches[0]} times ({args.web_workers} gunicorn workers)")
+        failed = ok != trips or ok_open != n
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        jwks_server.shutdown()
+    if failed:
+        print(f"some round trips failed; see {logdir}/serve.log")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
