@@ -203,12 +203,14 @@ def memberships(
     return {int(p): int(c) for p, c in session.execute(query)}
 
 
-def _lock_tier(session: Session, league_id: int, tier: int) -> None:
-    """Serialise joins into one league tier across workers (held to the end of the
-    transaction): the open cohort is read and filled by one transaction at a time."""
+def _lock_league(session: Session, league_id: int) -> None:
+    """Serialise joins into one league across workers (held to the end of the transaction):
+    open cohorts are read and filled by one transaction at a time. One lock per league, not per
+    tier: every batch of a busy week touches every tier, so finer locks would only cost more
+    round trips for the same order of work."""
     session.execute(
         text("SELECT pg_advisory_xact_lock(:k1, :k2)"),
-        {"k1": (league_id % 2_000_000_000) + 1_000_000, "k2": tier},
+        {"k1": 1_000_000, "k2": league_id % 2_000_000_000},
     )
 
 
@@ -221,10 +223,12 @@ def join(
 ) -> dict[int, int]:
     """Put players who have no cohort this week into open cohorts of their tier.
 
-    Returns {player: cohort id} for those who joined now. On PostgreSQL each tier is locked
-    with a transaction-scoped advisory lock, taken in tier order (no deadlocks), and the
-    membership check is repeated under the lock, so two workers can neither overfill a cohort
-    nor place a player twice. SQLite has one writer at a time anyway.
+    Returns {player: cohort id} for those who joined now. On PostgreSQL the league is locked
+    with a transaction-scoped advisory lock and the membership check is repeated under it, so
+    two workers can neither overfill a cohort nor place a player twice (SQLite has one writer
+    at a time anyway). A batch costs the same dozen statements whatever its size and however
+    many tiers it spans: the placement is planned in Python (``engine.leagues.place``) and
+    written with one statement per table.
     """
     wanted = set(player_ids)
     if not wanted:
@@ -234,74 +238,153 @@ def join(
         return {}
     config = league_config(league)
     ensure_week(session, league, week, postgres)
-    session.execute(
-        insert_ignore(LeaguePlayer, postgres, ["league_id", "player_id"]),
-        [
-            {"league_id": league.id, "player_id": p, "tenant_id": league.tenant_id, "tier": 0}
-            for p in sorted(wanted)
-        ],
-    )
-    tiers: dict[int, list[int]] = defaultdict(list)
+    if postgres:
+        # Array parameters: one statement, where executemany would send a statement a row.
+        session.execute(
+            text(
+                "INSERT INTO league_players (league_id, player_id, tenant_id, tier)"
+                " SELECT :league, p, :tenant, 0 FROM unnest(CAST(:ids AS bigint[])) AS p"
+                " ON CONFLICT (league_id, player_id) DO NOTHING"
+            ),
+            {"league": league.id, "tenant": league.tenant_id, "ids": sorted(wanted)},
+        )
+    else:
+        session.execute(
+            insert_ignore(LeaguePlayer, postgres, ["league_id", "player_id"]),
+            [
+                {"league_id": league.id, "player_id": p, "tenant_id": league.tenant_id, "tier": 0}
+                for p in sorted(wanted)
+            ],
+        )
+    if postgres:
+        _lock_league(session, league.id)
+        wanted -= memberships(session, league, week.key, wanted).keys()
+        if not wanted:
+            return {}
+    by_tier: dict[int, list[int]] = defaultdict(list)
     for pid, tier in session.execute(
         select(LeaguePlayer.player_id, LeaguePlayer.tier).where(
             LeaguePlayer.league_id == league.id, LeaguePlayer.player_id.in_(wanted)
         )
     ):
-        tiers[max(0, min(int(tier), len(config.tiers) - 1))].append(int(pid))
-    joined: dict[int, int] = {}
-    for tier in sorted(tiers):
-        if postgres:
-            _lock_tier(session, league.id, tier)
-        players = sorted(
-            set(tiers[tier]) - memberships(session, league, week.key, tiers[tier]).keys()
-        )
-        if players:
-            joined.update(_fill(session, league, week.key, tier, players, config.cohort_size))
-    return joined
+        by_tier[max(0, min(int(tier), len(config.tiers) - 1))].append(int(pid))
+    return _fill(session, league, week.key, by_tier, config.cohort_size, postgres)
 
 
 def _fill(
-    session: Session, league: League, week: str, tier: int, players: list[int], size: int
+    session: Session,
+    league: League,
+    week: str,
+    by_tier: Mapping[int, list[int]],
+    size: int,
+    postgres: bool,
 ) -> dict[int, int]:
-    open_rows = session.execute(
-        select(LeagueCohort.id, LeagueCohort.size).where(
+    """Seat every tier's joiners: top up the open cohorts, create the new ones, one statement
+    each for all tiers."""
+    open_cohorts: dict[int, list[OpenCohort]] = defaultdict(list)
+    for cohort_id, tier, filled in session.execute(
+        select(LeagueCohort.id, LeagueCohort.tier, LeagueCohort.size).where(
             LeagueCohort.league_id == league.id,
             LeagueCohort.week == week,
-            LeagueCohort.tier == tier,
+            LeagueCohort.tier.in_(list(by_tier)),
             LeagueCohort.size < size,
         )
-    ).all()
-    plan = place([OpenCohort(int(i), int(s)) for i, s in open_rows], len(players), size)
-    seats: list[int] = []
-    for cohort_id, n in plan.existing:
-        done = session.execute(
-            update(LeagueCohort)
-            .where(LeagueCohort.id == cohort_id, LeagueCohort.size + n <= size)
-            .values(size=LeagueCohort.size + n)
-        ).rowcount
-        if done != 1:  # pragma: no cover - only without the tier lock
-            raise RuntimeError(f"cohort {cohort_id} filled up under us")
-        seats.extend([cohort_id] * n)
-    for n in plan.new:
-        cohort_id = session.execute(
-            insert(LeagueCohort)
-            .values(tenant_id=league.tenant_id, league_id=league.id, week=week, tier=tier, size=n)
-            .returning(LeagueCohort.id)
-        ).scalar_one()
-        seats.extend([int(cohort_id)] * n)
-    rows = [
-        {
-            "tenant_id": league.tenant_id,
-            "league_id": league.id,
-            "week": week,
-            "player_id": pid,
-            "cohort_id": cohort,
-            "tier": tier,
-        }
-        for pid, cohort in zip(players, seats, strict=True)
-    ]
-    session.execute(insert(LeagueMembership), rows)
+    ):
+        open_cohorts[int(tier)].append(OpenCohort(int(cohort_id), int(filled)))
+    topped: list[dict[str, int]] = []
+    fresh: list[dict[str, Any]] = []
+    seats: list[tuple[list[int], int | None, int]] = []  # (players, cohort id or None, tier)
+    for tier in sorted(by_tier):
+        players = sorted(by_tier[tier])
+        plan = place(open_cohorts[tier], len(players), size)
+        at = 0
+        for cohort_id, n in plan.existing:
+            topped.append({"cid": cohort_id, "n": n})
+            seats.append((players[at : at + n], cohort_id, tier))
+            at += n
+        for n in plan.new:
+            fresh.append(
+                {
+                    "tenant_id": league.tenant_id,
+                    "league_id": league.id,
+                    "week": week,
+                    "tier": tier,
+                    "size": n,
+                }
+            )
+            seats.append((players[at : at + n], None, tier))
+            at += n
+    if topped:
+        _top_up(session, topped, size, postgres)
+    new_ids: list[int] = []
+    if fresh:
+        new_ids = [
+            int(i)
+            for i in session.scalars(
+                insert(LeagueCohort).returning(LeagueCohort.id, sort_by_parameter_order=True),
+                fresh,
+            )
+        ]
+    created = iter(new_ids)
+    rows: list[dict[str, Any]] = []
+    for players, cohort_id, tier in seats:
+        cohort = cohort_id if cohort_id is not None else next(created)
+        rows.extend(
+            {
+                "tenant_id": league.tenant_id,
+                "league_id": league.id,
+                "week": week,
+                "player_id": pid,
+                "cohort_id": cohort,
+                "tier": tier,
+            }
+            for pid in players
+        )
+    if postgres:
+        session.execute(
+            text(
+                "INSERT INTO league_memberships"
+                " (tenant_id, league_id, week, player_id, cohort_id, tier)"
+                " SELECT :tenant, :league, :week, m.p, m.c, m.t FROM unnest("
+                "CAST(:pids AS bigint[]), CAST(:cids AS bigint[]), CAST(:tiers AS int[]))"
+                " AS m(p, c, t)"
+            ),
+            {
+                "tenant": league.tenant_id,
+                "league": league.id,
+                "week": week,
+                "pids": [r["player_id"] for r in rows],
+                "cids": [r["cohort_id"] for r in rows],
+                "tiers": [r["tier"] for r in rows],
+            },
+        )
+    else:
+        session.execute(insert(LeagueMembership), rows)
     return {r["player_id"]: r["cohort_id"] for r in rows}
+
+
+def _top_up(session: Session, topped: list[dict[str, int]], size: int, postgres: bool) -> None:
+    """Grow the open cohorts by the planned counts; refuse to overfill (only possible without
+    the league lock, which would be a bug)."""
+    if postgres:
+        done = session.execute(
+            text(
+                "UPDATE league_cohorts AS c SET size = c.size + m.n"
+                " FROM unnest(CAST(:cids AS bigint[]), CAST(:ns AS int[])) AS m(cid, n)"
+                " WHERE c.id = m.cid AND c.size + m.n <= :size"
+            ),
+            {"cids": [t["cid"] for t in topped], "ns": [t["n"] for t in topped], "size": size},
+        ).rowcount
+    else:
+        done = 0
+        for item in topped:
+            done += session.execute(
+                update(LeagueCohort)
+                .where(LeagueCohort.id == item["cid"], LeagueCohort.size + item["n"] <= size)
+                .values(size=LeagueCohort.size + item["n"])
+            ).rowcount
+    if done != len(topped):  # pragma: no cover - only without the league lock
+        raise RuntimeError("an open cohort filled up under us")
 
 
 def insert_ignore(model: Any, postgres: bool, keys: list[str]) -> Any:
