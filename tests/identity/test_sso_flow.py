@@ -170,3 +170,49 @@ def test_unknown_tenant_and_unconfigured_tenant(world: SsoWorld) -> None:
     assert requests.get(f"{world.base}/sso/999999999/login", timeout=10).status_code == 404
     response = requests.get(f"{world.base}/sso/{plain.id}/login", timeout=10)
     assert response.status_code == 404 and response.json()["error"] == "sso_not_configured"
+
+
+def test_me_shows_crm_points_beside_training_xp(world: SsoWorld) -> None:
+    from datetime import UTC, datetime
+
+    from questline.models import InboxEvent, XpLedger
+
+    browser = requests.Session()
+    player_id = _me_player(sign_in(world, browser, "alice", "alice-pw"))
+    now = datetime.now(UTC)
+    with world.db.session() as session:
+        for n, (source, amount) in enumerate((("hubspot", 40), ("api", 25))):
+            inbox = InboxEvent(
+                tenant_id=world.tenant.id,
+                source=source,
+                event_key=f"k{n}",
+                event_type="deal.won" if source == "hubspot" else "lesson.completed",
+                raw="{}",
+                canonical={},
+                occurred_at=now,
+                received_at=now,
+                status="applied",
+                player_id=player_id,
+            )
+            session.add(inbox)
+            session.flush()
+            session.add(
+                XpLedger(
+                    tenant_id=world.tenant.id,
+                    player_id=player_id,
+                    idempotency_key=f"k{n}:rule",
+                    inbox_event_id=inbox.id,
+                    rule_id="rule",
+                    amount=amount,
+                    explanation="test",
+                    occurred_at=now,
+                )
+            )
+        player = session.get(Player, player_id)
+        assert player is not None
+        player.xp = 65
+    page = browser.get(world.base + "/me", timeout=10).text
+    assert '<td id="crm-xp">40</td>' in page
+    assert '<td id="training-xp">25</td>' in page
+    data = browser.get(world.base + "/api/v1/me", timeout=10).json()
+    assert (data["xp"], data["crm_xp"], data["training_xp"]) == (65, 40, 25)
