@@ -163,6 +163,34 @@ def verify(
     return result
 
 
+def recipient_matches(credential: dict[str, Any], identity: str) -> bool:
+    """Whether ``identity`` (an email or identifier the verifier was told) is the credential's
+    recipient: the same salted SHA-256 as one ``identifier`` entry, or the subject ``id``. This
+    is how an employer checks a badge belongs to the applicant without the issuer revealing
+    the address."""
+    from credentials.documents import hash_identity
+
+    subject = credential.get("credentialSubject")
+    if not isinstance(subject, dict):
+        return False
+    wanted = identity.strip()
+    if subject.get("id") == wanted:
+        return True
+    entries = subject.get("identifier")
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if not isinstance(entry, dict):
+            continue
+        value, salt = entry.get("identityHash"), entry.get("salt") or ""
+        if not isinstance(value, str) or not isinstance(salt, str):
+            continue
+        candidate = wanted.lower() if entry.get("identityType") == "emailAddress" else wanted
+        if entry.get("hashed") is False and value == candidate:
+            return True
+        if value.lower() == hash_identity(candidate, salt):
+            return True
+    return False
+
+
 def _check_status(entry: Any, lookup: StatusLookup) -> tuple[str, str] | None:
     if entry is None:
         return None

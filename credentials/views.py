@@ -19,7 +19,7 @@ from credentials import documents, service
 from credentials.baking import OB2_KEYWORD, BakingError, badge_png, bake, unbake
 from credentials.keys import KeyUnavailable, public_jwk
 from credentials.models import IssuedCredential
-from credentials.verify import VerificationResult, parse_input, verify
+from credentials.verify import VerificationResult, parse_input, recipient_matches, verify
 from questline.api import authenticate, ctx
 from questline.errors import NotFound, QuestlineError, ServiceUnavailable, Unprocessable
 from questline.models import PlayerBadge, Tenant
@@ -390,14 +390,17 @@ def ob2_assertion_png(credential_uuid: str) -> Response:
 # Verification
 
 
-def _verify(raw: str | bytes | dict[str, Any]) -> VerificationResult:
+def _verify(raw: str | bytes | dict[str, Any], recipient: str = "") -> VerificationResult:
     with ctx().db.session() as session:
         base = _base()
-        return verify(
+        result = verify(
             raw,
             resolve_key=service.key_resolver(session, base),
             status_lookup=service.status_lookup(session, base),
         )
+    if recipient.strip() and result.credential is not None:
+        result.details["recipient_matches"] = recipient_matches(result.credential, recipient)
+    return result
 
 
 def _from_png(data: bytes) -> str | bytes:
@@ -418,7 +421,7 @@ def verify_page() -> Any:
                 row = service.credential_by_uuid(session, request.args["id"])
                 text = json.dumps(row.document, indent=2) if row is not None else ""
         result = _verify(text) if text else None
-        return render_template_string(VERIFY_PAGE, result=result, text=text)
+        return render_template_string(VERIFY_PAGE, result=result, text=text, recipient="")
     if request.is_json:
         # Parsed here rather than by request.get_json: a deeply nested body raises
         # RecursionError there, which would be a 500; parse_input turns it into a reason.
@@ -429,7 +432,8 @@ def verify_page() -> Any:
         if not isinstance(body, dict):
             raise Unprocessable("send the credential as a JSON object (or {'jwt': '...'})")
         raw: Any = body.get("jwt") if isinstance(body.get("jwt"), str) else body
-        return jsonify(_verify(raw).as_json())
+        recipient = request.args.get("recipient", "")
+        return jsonify(_verify(raw, recipient).as_json())
     upload = request.files.get("file")
     text = request.form.get("credential", "")
     if upload is not None and upload.filename:
@@ -437,12 +441,14 @@ def verify_page() -> Any:
             raw = _from_png(upload.read())
         except BakingError as exc:
             result = VerificationResult("malformed", str(exc))
-            return render_template_string(VERIFY_PAGE, result=result, text=""), 422
+            return render_template_string(VERIFY_PAGE, result=result, text="", recipient=""), 422
     else:
         raw = text
-    result = _verify(raw)
+    result = _verify(raw, request.form.get("recipient", ""))
     status = 200 if result.status != "malformed" else 422
-    return render_template_string(VERIFY_PAGE, result=result, text=text), status
+    recipient = request.form.get("recipient", "")
+    page = render_template_string(VERIFY_PAGE, result=result, text=text, recipient=recipient)
+    return page, status
 
 
 VERIFY_PAGE = """<!doctype html>
@@ -454,13 +460,16 @@ textarea{width:100%;height:12rem;font:13px monospace}.r{padding:1rem;border-radi
 {% if result %}<section class="r {{ 'valid' if result.valid else 'bad' }}" id="result"
  data-status="{{ result.status }}"><h2>{{ result.status.replace('_', ' ') | capitalize }}</h2>
 <p>{{ result.message }}</p>{% if result.details %}<dl>
-{% for k, v in result.details.items() if v %}<dt>{{ k.replace('_', ' ') }}</dt><dd>{{ v }}</dd>
+{% for k, v in result.details.items() if v is not none %}<dt>{{ k.replace('_', ' ') }}</dt>
+<dd>{{ ('yes' if v else 'NO') if v is sameas true or v is sameas false else v }}</dd>
 {% endfor %}</dl>{% endif %}</section>{% endif %}
 <form method="post" enctype="multipart/form-data">
 <p><label for="credential">Credential (JSON or VC-JWT)</label></p>
 <textarea id="credential" name="credential">{{ text }}</textarea>
 <p><label>or a baked badge image (PNG)
 <input type="file" name="file" accept="image/png"></label></p>
+<p><label>Recipient's email (optional: checks the badge is theirs)
+<input type="email" name="recipient" value="{{ recipient }}"></label></p>
 <p><button type="submit">Verify</button></p></form></body></html>"""
 
 OB2_PAGE = """<!doctype html>

@@ -311,3 +311,32 @@ def test_learner_downloads_with_the_widget_token(client, db, tenant, award) -> N
     assert client.get(f"/ob/me/badges/{award_id}/credential?token={other}").status_code == 404
     assert client.get(f"/ob/me/badges/{award_id}/credential").status_code == 403
     assert client.get(f"/ob/me/badges/{award_id}/credential?token={token}x").status_code == 403
+
+
+def test_verify_page_checks_the_recipient_and_shows_each_outcome(
+    client, tenant, award, expiring_award
+) -> None:
+    body = issue(client, tenant, *award)
+    document = json.dumps(body["credential"])
+    matching = client.post("/ob/verify?recipient=Ada@Example.edu", json=body["credential"])
+    assert matching.get_json()["details"]["recipient_matches"] is True
+    other = client.post("/ob/verify?recipient=eve@example.edu", json={"jwt": body["jwt"]})
+    assert other.get_json()["details"]["recipient_matches"] is False
+    assert other.get_json()["status"] == "valid"  # the badge is fine; it just is not Eve's
+    page = client.post(
+        "/ob/verify", data={"credential": document, "recipient": "eve@example.edu"}
+    ).get_data(as_text=True)
+    assert 'data-status="valid"' in page and "<dd>NO</dd>" in page
+    expired = issue(client, tenant, *expiring_award)["credential"]
+    page = client.post("/ob/verify", data={"credential": json.dumps(expired)})
+    assert 'data-status="expired"' in page.get_data(as_text=True)
+    tampered = document.replace("First Steps", "Last Steps")
+    page = client.post("/ob/verify", data={"credential": tampered})
+    assert 'data-status="tampered"' in page.get_data(as_text=True)
+    client.post(
+        f"/api/v1/players/{award[0]}/badges/{award[1]}/revoke",
+        headers=tenant.auth,
+        json={"reason": "issued in error"},
+    )
+    page = client.post("/ob/verify", data={"credential": document})
+    assert 'data-status="revoked"' in page.get_data(as_text=True)
