@@ -6,12 +6,15 @@ where they differ (upsert, row locks) ask ``Database.dialect`` rather than guess
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from sqlalchemy import BigInteger, Integer, create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON
 
@@ -52,6 +55,69 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+class DirectWriter:
+    """One plain psycopg connection per thread, in autocommit, for the ingest hot path.
+
+    Measured: a one-statement insert through SQLAlchemy's pool (checkout, pre-ping, reset)
+    costs about 2.3 times the client CPU of the same statement on a held psycopg connection,
+    and ingest is the request every source sends. The connection is per thread and per
+    process (gunicorn forks after loading the app), and a connection found dead is replaced
+    and the statement sent once more. Statements sent here must be idempotent (the inbox
+    insert is: ON CONFLICT DO NOTHING), since a reply lost with its connection is retried.
+    """
+
+    dialect_name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self._conninfo = (
+            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        self._local = threading.local()
+        # Every connection opened, by owning thread, so dispose() closes them all and a dead
+        # thread's connection is closed instead of left to the garbage collector.
+        self._lock = threading.Lock()
+        self._opened: list[tuple[threading.Thread, int, psycopg.Connection[Any]]] = []
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or self._local.pid != os.getpid():
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._close_where(lambda thread, pid: not thread.is_alive())
+                self._opened.append((threading.current_thread(), os.getpid(), conn))
+        return conn
+
+    def _close_where(self, doomed: Any) -> None:
+        keep = []
+        for thread, pid, conn in self._opened:
+            if pid == os.getpid() and doomed(thread, pid):
+                conn.close()
+            else:  # kept, never collected: an inherited one's socket is the parent's to close
+                keep.append((thread, pid, conn))
+        self._opened = keep
+
+    def fetchall(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows, reconnecting once if the connection died."""
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except psycopg.OperationalError:
+                if not conn.closed and not conn.broken:
+                    raise  # the server refused the statement: not a connection problem
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every connection this process opened (all threads)."""
+        with self._lock:
+            self._close_where(lambda thread, pid: True)
+        self._local = threading.local()
+
+
 class Database:
     """Engine plus session factory. Tests may bind the factory to one connection instead."""
 
@@ -67,6 +133,7 @@ class Database:
             else "conditional_savepoint",
         )
         self.dialect = (target.dialect if target is not None else None).name  # type: ignore[union-attr]
+        self.direct = DirectWriter(url) if bind is None and self.dialect == "postgresql" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -79,10 +146,13 @@ class Database:
             yield session
 
     @contextmanager
-    def autocommit(self) -> Iterator[Connection]:
-        """A connection on which each statement commits by itself: a one-statement write costs
-        one round trip, with no BEGIN and COMMIT around it. Bound to a test's connection, it
-        joins that connection's transaction instead (in a savepoint)."""
+    def autocommit(self) -> Iterator[Connection | DirectWriter]:
+        """Where each statement commits by itself: a one-statement write costs one round trip,
+        with no BEGIN and COMMIT around it. On PostgreSQL that is the thread's DirectWriter.
+        Bound to a test's connection, it joins that connection's transaction (a savepoint)."""
+        if self.direct is not None:
+            yield self.direct
+            return
         if self.engine is None:
             with self.session() as session:
                 yield session.connection()
@@ -100,6 +170,8 @@ class Database:
     def dispose(self) -> None:
         if self.engine is not None:
             self.engine.dispose()
+        if self.direct is not None:
+            self.direct.close()
 
 
 def pairs(rows: Any) -> dict[Any, Any]:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from engine.events import ActivityEvent, InvalidEvent, parse_event
+from questline.db import DirectWriter
 from questline.models import InboxEvent
 
 
@@ -114,7 +115,9 @@ RETURNING id, source, event_key
 """
 
 
-def _insert_postgres(conn: Connection, tenant_id: int, rows: list[dict[str, Any]]) -> Any:
+def _insert_postgres(
+    conn: Connection | DirectWriter, tenant_id: int, rows: list[dict[str, Any]]
+) -> Any:
     document = json.dumps(
         [
             {
@@ -129,11 +132,14 @@ def _insert_postgres(conn: Connection, tenant_id: int, rows: list[dict[str, Any]
         ],
         separators=(",", ":"),
     )
-    return conn.exec_driver_sql(_PG_INSERT, (tenant_id, rows[0]["received_at"], document))
+    params = (tenant_id, rows[0]["received_at"], document)
+    if isinstance(conn, DirectWriter):
+        return conn.fetchall(_PG_INSERT, params)
+    return conn.exec_driver_sql(_PG_INSERT, params)
 
 
 def store_events(
-    target: Session | Connection,
+    target: Session | Connection | DirectWriter,
     tenant_id: int,
     events: list[tuple[ActivityEvent, Any]],
     received_at: datetime,
@@ -142,7 +148,7 @@ def store_events(
     """Insert the events into the inbox; fill ``report`` with accepted and duplicate ids.
 
     ``target`` is the caller's session (the insert joins its transaction) or a connection
-    (for example ``Database.autocommit()``, where the single statement commits on its own)."""
+    or writer (``Database.autocommit()``, where the single statement commits on its own)."""
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for index, (event, raw) in enumerate(events):
@@ -177,7 +183,7 @@ def store_events(
     if not rows:
         return
     conn = target.connection() if isinstance(target, Session) else target
-    if conn.dialect.name == "postgresql":
+    if isinstance(conn, DirectWriter) or conn.dialect.name == "postgresql":
         result = _insert_postgres(conn, tenant_id, rows)
     else:
         insert = sqlite.insert(InboxEvent).on_conflict_do_nothing()
