@@ -66,10 +66,16 @@ def tenant_keys(session: Session, tenant_id: int) -> list[IssuerKey]:
 
 
 def ensure_key(session: Session, tenant_id: int, secret: str) -> IssuerKey:
-    """The tenant's signing key, created on first use."""
+    """The tenant's signing key (the newest active one), created on first use."""
     keys = tenant_keys(session, tenant_id)
     if keys:
-        return keys[0]
+        return keys[-1]
+    return add_key(session, tenant_id, secret)
+
+
+def add_key(session: Session, tenant_id: int, secret: str) -> IssuerKey:
+    """A new key for the tenant; it signs from now on. Older active keys stay published, so
+    credentials they signed keep verifying (rotation without re-issuing)."""
     public, sealed = new_key_pair(secret)
     row = IssuerKey(
         tenant_id=tenant_id,
@@ -121,11 +127,29 @@ def key_resolver(session: Session, base: str) -> Callable[[str], bytes | None]:
             select(IssuerKey).where(
                 IssuerKey.tenant_id == int(match["tenant"]),
                 IssuerKey.multikey == match["multikey"],
+                IssuerKey.retired_at.is_(None),  # a retired key (say, leaked) vouches for nothing
             )
         )
         return bytes.fromhex(row.public_key) if row is not None else None
 
     return resolve
+
+
+def retire_key(session: Session, tenant_id: int, multikey: str, now: datetime) -> bool:
+    """Withdraw a key: unpublished, and what it signed no longer verifies. Use it for a leaked
+    key, after ``add_key``. False when the tenant has no such active key."""
+    row = session.scalar(
+        select(IssuerKey).where(
+            IssuerKey.tenant_id == tenant_id,
+            IssuerKey.multikey == multikey,
+            IssuerKey.retired_at.is_(None),
+        )
+    )
+    if row is None:
+        return False
+    row.retired_at = now
+    session.flush()
+    return True
 
 
 _STATUS = re.compile(r"^(?P<issuer>.+/ob/v3/issuers/(?P<tenant>\d+))/status/(?P<number>\d+)$")

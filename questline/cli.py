@@ -288,6 +288,7 @@ main.add_command(__import__("lti.cli").cli.lti)  # issue 5: LTI keys and registr
 main.add_command(__import__("identity.cli").cli.sso)  # issue 8: OIDC SSO settings
 main.add_command(__import__("identity.cli").cli.players)  # issue 8: export, erase, merge
 main.add_command(__import__("questline.league_cli").league_cli.leagues)  # issue 4: leagues
+main.add_command(__import__("credentials.cli").cli.badges)  # issue 9: Open Badges keys
 
 if __name__ == "__main__":  # pragma: no cover
     main()
