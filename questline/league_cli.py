@@ -95,23 +95,21 @@ def show(tenant: str) -> None:
 @click.option("--course", default=None, help="The course's league instead of the tenant's.")
 def standings(tenant: str, player_id: int, course: str | None) -> None:
     from questline.cli import _settings
+    from questline.errors import NotFound
     from questline.league_api import cohort_standings
-    from questline.league_repo import league_by_scope
     from questline.leagues import LeagueStore
-    from questline.repository import TenantRepository
     from workers.context import build_context
 
     ctx = build_context(_settings())
+    store = LeagueStore(ctx.redis, ctx.settings.redis_prefix)
     with ctx.db.sessions() as session:
         tid = _tenant_id(session, tenant)
-        repo = TenantRepository(session, tid)
-        if repo.player(player_id) is None:
-            raise click.ClickException(f"no player {player_id} in tenant {tid}")
-        league = league_by_scope(session, tid, _scope(course))
-        if league is None or not league.enabled:
-            raise click.ClickException(f"leagues are not turned on for {_scope(course)!r}")
-        store = LeagueStore(ctx.redis, ctx.settings.redis_prefix)
-        _echo(cohort_standings(session, repo, store, league, player_id, datetime.now(UTC)))
+        try:
+            _echo(
+                cohort_standings(session, store, tid, _scope(course), player_id, datetime.now(UTC))
+            )
+        except NotFound as exc:
+            raise click.ClickException(exc.message) from None
 
 
 @leagues.command("history", help="A player's finished weeks, newest first.")
