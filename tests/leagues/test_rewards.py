@@ -177,3 +177,19 @@ def stored_raw(ctx: Context, key: str) -> Any:
             select(InboxEvent.raw).where(InboxEvent.source == "league", InboxEvent.event_key == key)
         )
     return json.loads(raw or "null")
+
+
+def test_the_reward_rules_in_the_docs_are_valid() -> None:
+    from pathlib import Path
+
+    from engine.rules import parse_rules
+    from workers.rulesets import read_document
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "leagues.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    ruleset = parse_rules(read_document("version: 2\n" + block), scope="tenant")
+    assert [rule.id for rule in ruleset.rules_for("league.finished")] == [
+        "promoted-bonus",
+        "podium",
+    ]
+    assert [badge.id for badge in ruleset.badges] == ["climber"]
