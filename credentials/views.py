@@ -390,7 +390,62 @@ def ob2_assertion_png(credential_uuid: str) -> Response:
 # Verification
 
 
+_ASSERTION_PATH = "/ob/v2/assertions/"
+_COMPARED = ("id", "type", "badge", "recipient", "issuedOn", "expires", "verification")
+
+
+def _verify_ob2(document: dict[str, Any] | str) -> VerificationResult:
+    """Open Badges 2.0 hosted verification: the assertion at its ``id`` (ours: read from the
+    database, never fetched) is the truth; a copy that differs from it is tampered."""
+    fmt = "ob2-hosted"
+    url = document if isinstance(document, str) else document.get("id")
+    base = _base()
+    if not isinstance(url, str) or not url.startswith(base + _ASSERTION_PATH):
+        return VerificationResult(
+            "unknown_issuer",
+            "only Open Badges 2.0 assertions hosted by this Questline are checked here",
+            fmt,
+        )
+    with ctx().db.session() as session:
+        row = service.credential_by_uuid(session, url.removeprefix(base + _ASSERTION_PATH))
+        if row is None:
+            return VerificationResult("unknown_issuer", f"no hosted assertion at {url}", fmt)
+        hosted = _assertion(session, row)
+    details = {"id": url, "issued_on": hosted["issuedOn"], "expires": hosted.get("expires")}
+    if isinstance(document, dict) and any(
+        document.get(key) != hosted.get(key) for key in _COMPARED
+    ):
+        return VerificationResult(
+            "tampered", "this copy differs from the assertion its issuer hosts", fmt, None, details
+        )
+    if hosted.get("revoked"):
+        reason = hosted.get("revocationReason", "revoked")
+        return VerificationResult(
+            "revoked", f"the issuer has revoked this badge: {reason}", fmt, None, details
+        )
+    expires = hosted.get("expires")
+    if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= datetime.now(UTC):
+        return VerificationResult("expired", f"the badge expired on {expires}", fmt, None, details)
+    return VerificationResult(
+        "valid", "the hosted assertion matches and is in force", fmt, None, details
+    )
+
+
+def _is_ob2(parsed: Any) -> bool:
+    return isinstance(parsed, dict) and (
+        parsed.get("@context") == documents.OB_V2_CONTEXT or parsed.get("type") == "Assertion"
+    )
+
+
 def _verify(raw: str | bytes | dict[str, Any], recipient: str = "") -> VerificationResult:
+    if isinstance(raw, str) and raw.strip().startswith(("http://", "https://")):
+        return _verify_ob2(raw.strip())  # a 2.0 PNG may carry just the assertion URL
+    try:
+        parsed = parse_input(raw)
+    except ValueError as exc:
+        return VerificationResult("malformed", str(exc))
+    if isinstance(parsed, dict) and _is_ob2(parsed):
+        return _verify_ob2(parsed)
     with ctx().db.session() as session:
         base = _base()
         result = verify(
@@ -403,11 +458,9 @@ def _verify(raw: str | bytes | dict[str, Any], recipient: str = "") -> Verificat
     return result
 
 
-def _from_png(data: bytes) -> str | bytes:
-    keyword, text = unbake(data)
-    if keyword == OB2_KEYWORD:
-        raise BakingError("this PNG carries an Open Badges 2.0 assertion; this page checks 3.0")
-    return text
+def _from_png(data: bytes) -> str:
+    """The baked badge: 3.0 credential JSON or JWT, or a 2.0 assertion (JSON or its URL)."""
+    return unbake(data)[1]
 
 
 @bp.route("/ob/verify", methods=["GET", "POST"])

@@ -126,13 +126,38 @@ def test_baked_ob2_png(client, tenant, award) -> None:
     keyword, _, rest = chunks[b"iTXt"].partition(b"\0")
     assert keyword == b"openbadges"
     assert b'"type":"Assertion"' in rest
-    # The 3.0 verify page explains it only checks 3.0 rather than guessing.
+    # The verify page checks a 2.0 badge the hosted way: against the assertion at its id.
     response = client.post(
         "/ob/verify",
         data={"file": (io.BytesIO(baked.data), "badge.png")},
         content_type="multipart/form-data",
     )
-    assert response.status_code == 422
+    assert response.status_code == 200
+    assert 'data-status="valid"' in response.get_data(as_text=True)
+
+
+def test_ob2_hosted_verification(client, tenant, award, expiring_award) -> None:
+    links = _ob2_links(client, tenant, award)
+    assertion = _get(client, links["ob2_assertion"])
+    result = client.post("/ob/verify", json=assertion).get_json()
+    assert result["status"] == "valid" and result["format"] == "ob2-hosted"
+    page = client.post("/ob/verify", data={"credential": assertion["id"]}).get_data(as_text=True)
+    assert 'data-status="valid"' in page
+    changed = {**assertion, "issuedOn": "2020-01-01T00:00:00Z"}
+    assert client.post("/ob/verify", json=changed).get_json()["status"] == "tampered"
+    foreign = {**assertion, "id": "https://elsewhere.example/assertions/1"}
+    assert client.post("/ob/verify", json=foreign).get_json()["status"] == "unknown_issuer"
+    missing = {**assertion, "id": "http://localhost/ob/v2/assertions/nope"}
+    assert client.post("/ob/verify", json=missing).get_json()["status"] == "unknown_issuer"
+    expiring = _get(client, _ob2_links(client, tenant, expiring_award)["ob2_assertion"])
+    assert client.post("/ob/verify", json=expiring).get_json()["status"] == "expired"
+    client.post(
+        f"/api/v1/players/{award[0]}/badges/{award[1]}/revoke",
+        headers=tenant.auth,
+        json={"reason": "Honor code violation"},
+    )
+    result = client.post("/ob/verify", json=assertion).get_json()
+    assert result["status"] == "revoked" and "Honor code violation" in result["message"]
 
 
 def test_badge_class_of_a_badge_never_awarded_is_404(client, tenant, db) -> None:
