@@ -72,9 +72,8 @@ def receive(public_id: str) -> Any:
     received_at = datetime.now(UTC)
     kind = None
     try:
-        with _ctx().db.sessions() as session:
-            cache = current_app.extensions["questline_webhooks"]
-            conn = cache.get(session, public_id[:64], received_at)
+        cache = current_app.extensions["questline_webhooks"]
+        conn = cache.get(_ctx().db.sessions, public_id[:64], received_at)
         if conn is None:
             raise UnknownConnection("no webhook connection at this URL")
         kind, g.tenant_id = conn.kind, conn.tenant_id
@@ -87,7 +86,7 @@ def receive(public_id: str) -> Any:
             )
         delivery = Delivery(
             method=request.method,
-            url=_url(),
+            url=_url() if conn.kind == "hubspot" else request.path,  # only HubSpot signs it
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             received_at=received_at,
