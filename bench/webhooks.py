@@ -57,6 +57,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _ticks(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (0 if it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def cpu_seconds(server_pid: int, db_url: str) -> tuple[float, float]:
+    """CPU seconds used so far by the web server (gunicorn master + workers) and by the
+    PostgreSQL backends serving the bench database. CPU time, unlike wall time, hardly depends
+    on what else the shared machine runs, so it gives a load-independent cost per request."""
+    hz = os.sysconf("SC_CLK_TCK")
+    web = sum(_ticks(p) for p in [server_pid, *_children(server_pid)]) / hz
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )]  # fmt: skip
+    return web, sum(_ticks(p) for p in pids) / hz
+
+
 def signed_requests(kind: str, url: str, secret: str, tag: str, n: int) -> list[tuple[bytes, dict]]:
     """``n`` distinct single-event deliveries, signed as the source would sign them."""
     from webhooks.signatures import hubspot_v3, standard_sign
@@ -210,9 +244,12 @@ def main() -> int:
             warm = signed_requests(kind, full, secret, "warm", 200)
             run_closed(port, path, warm, args.clients)
             acked += len(warm)
-            rps, ok = run_closed(port, path, signed_requests(kind, full, secret, "closed", total),
-                                 args.clients)  # fmt: skip
+            closed = signed_requests(kind, full, secret, "closed", total)
+            web0, pg0 = cpu_seconds(server.pid, url)
+            rps, ok = run_closed(port, path, closed, args.clients)
+            web1, pg1 = cpu_seconds(server.pid, url)
             acked += ok
+            web_ms, pg_ms = (web1 - web0) * 1000 / total, (pg1 - pg0) * 1000 / total
             n = int(args.rate * seconds)
             lats, ok_open = run_open(port, path, signed_requests(kind, full, secret, "open", n),
                                      args.rate, args.clients)  # fmt: skip
@@ -223,12 +260,22 @@ def main() -> int:
                 "p50_ms": round(percentile(lats, 50) * 1000, 1),
                 "p99_ms": round(percentile(lats, 99) * 1000, 1),
                 "max_ms": round(max(lats) * 1000, 1),
+                # CPU per request: the web workers (Flask, verify, parse) and PostgreSQL (store).
+                "web_cpu_ms": round(web_ms, 2), "pg_cpu_ms": round(pg_ms, 2),
+                # What two otherwise idle cores could sustain at that cost (an estimate).
+                "est_rps_2_idle_cores": round(2000 / (web_ms + pg_ms)) if web_ms + pg_ms else None,
+                "loadavg_1m": round(os.getloadavg()[0], 1),
             }  # fmt: skip
             print(kind, json.dumps(results[kind]), flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
+    with psycopg.connect(url) as conn:
+        stored = conn.execute(
+            "SELECT count(*) FROM inbox_events WHERE tenant_id = %s", (tenant_id,)
+        ).fetchone()[0]  # fmt: skip
+    print(f"stored {stored} of {acked} acknowledged before the worker ran", flush=True)
     started = time.perf_counter()
     subprocess.run([questline, "worker", "--burst"], env=env, check=True, capture_output=True)
     with psycopg.connect(url) as conn:
