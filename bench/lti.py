@@ -182,11 +182,15 @@ def run(
     for p in procs:
         p.join()
     ended = max(r[2] for r in results)
+    sent = (trips // clients) * clients
     failures: dict[str, int] = {}
     for r in results:
         for what, count in r[3].items():
             failures[what] = failures.get(what, 0) + count
-    return sum(r[0] for r in results), [x for r in results for x in r[1]], ended - start, failures
+    ok = sum(r[0] for r in results)
+    if ok + sum(failures.values()) != sent:
+        failures["unaccounted"] = sent - ok - sum(failures.values())
+    return ok, [x for r in results for x in r[1]], ended - start, failures
 
 
 def main() -> int:
@@ -199,6 +203,7 @@ def main() -> int:
     parser.add_argument("--web-workers", type=int, default=2)
     args = parser.parse_args()
     trips = args.trips or (400 if args.quick else 3000)
+    trips -= trips % args.clients  # every client makes the same number of round trips
     seconds = args.seconds or (3.0 if args.quick else 10.0)
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
@@ -268,6 +273,7 @@ def main() -> int:
         }  # fmt: skip
         print("closed", json.dumps(closed), flush=True)
         n = int(args.rate * seconds)
+        n -= n % args.clients
         ok_open, lats, _, failures = run("open", shared, n, args.clients, args.rate)
         opened = {
             "rate": args.rate, "trips": n, "ok": ok_open, "failures": failures,

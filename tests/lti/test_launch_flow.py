@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from sqlalchemy import select
 
 from lti.models import LtiCourse, LtiCourseMember, LtiLoginState
 from questline.models import InboxEvent, Player, PlayerIdentity
 from tests.lti.conftest import LtiWorld
+from tests.lti.platform import LEARNER, post_form
 
 
 def test_learner_launch_creates_player_and_records_a_visit(lti_world: LtiWorld) -> None:
@@ -77,3 +80,28 @@ def test_instructor_launch_shows_the_course_players(lti_world: LtiWorld) -> None
     assert "Course dashboard" in response.text
     assert "Introduction to Testing" in response.text
     assert "Lea Learner" in response.text and "Ted Teacher" in response.text
+
+
+def test_a_class_launching_at_once_creates_one_course(lti_world: LtiWorld) -> None:
+    """The first launches of a course arrive together; none may fail on the course or
+    membership rows another launch is creating at the same moment."""
+    platform = lti_world.platform
+    subs = [f"learner-{n}" for n in range(2, 8)]
+    for sub in subs:
+        platform.add_user(sub, sub.title(), [LEARNER])
+    logins = []
+    for sub in subs:
+        browser = lti_world.browser()
+        logins.append((browser, platform.start_login(browser, platform.users[sub])))
+    with ThreadPoolExecutor(max_workers=len(logins)) as pool:
+        statuses = list(pool.map(lambda login: post_form(*login).status_code, logins))
+    assert statuses == [200] * len(subs)
+    with lti_world.db.sessions() as session:
+        courses = session.scalars(
+            select(LtiCourse.id).where(LtiCourse.tenant_id == lti_world.tenant_id)
+        ).all()
+        assert len(courses) == 1
+        members = session.scalars(
+            select(LtiCourseMember.user_sub).where(LtiCourseMember.course_id == courses[0])
+        ).all()
+        assert sorted(members) == sorted(subs)
