@@ -100,7 +100,13 @@ def get_sso() -> Any:
 def put_sso() -> Any:
     who = _admin_write()
     with ctx().db.session() as session:
-        config = configure_sso(session, who.tenant_id, _body(), actor=who.name)
+        config = configure_sso(
+            session,
+            who.tenant_id,
+            _body(),
+            actor=who.name,
+            secret_key=ctx().settings.secret_key,
+        )
         return jsonify(config_json(config))
 
 

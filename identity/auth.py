@@ -30,6 +30,20 @@ from questline.models import PlayerCourseStats
 from questline.tenants import KEY_PREFIX
 
 SESSION_USER = "ql_user"
+# How long an SSO sign-in lasts before the person must go through the IdP again.
+SESSION_MAX_SECONDS = 12 * 3600
+
+
+def session_user() -> dict[str, Any] | None:
+    """The signed-in SSO user, or None; an expired sign-in is cleared."""
+    user = session.get(SESSION_USER)
+    if not isinstance(user, dict):
+        return None
+    login_at = user.get("login_at")
+    if not isinstance(login_at, int | float) or time.time() - login_at > SESSION_MAX_SECONDS:
+        session.pop(SESSION_USER, None)
+        return None
+    return user
 
 
 @dataclass(frozen=True)
@@ -145,8 +159,8 @@ def principal() -> Principal:
                 found = Principal(tenant_id=int(tenant_id), kind="key", admin=True, name="api-key")
             else:
                 found = validate_access_token(db_session, credential, _identity_state().oidc)
-        elif SESSION_USER in session:
-            found = user_principal(db_session, session[SESSION_USER])
+        elif (user := session_user()) is not None:
+            found = user_principal(db_session, user)
         else:
             raise Unauthorized("sign in with SSO, or send a tenant API key or access token")
     g.tenant_id = found.tenant_id

@@ -52,13 +52,15 @@ def sso() -> None:
 @click.option("--api-audience", help="aud of client-credentials access tokens for this tenant.")
 def sso_configure(tenant_ref: str, **options: Any) -> None:
     from identity.config import config_json, configure_sso, find_tenant
+    from questline.cli import _settings
     from questline.errors import QuestlineError
 
     values = {k: v for k, v in options.items() if v is not None}
+    secret_key = _settings().secret_key
     with _database() as database, database.session() as session:
         try:
             tenant = find_tenant(session, tenant_ref)
-            config = configure_sso(session, tenant.id, values, actor="cli")
+            config = configure_sso(session, tenant.id, values, "cli", secret_key=secret_key)
         except QuestlineError as exc:
             raise _fail(exc) from None
         shown = config_json(config)

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from identity.crypto import seal
 from identity.linking import audit
 from identity.models import SsoConfig
 from questline.errors import BadRequest, NotFound
@@ -63,8 +64,8 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
                 raise BadRequest("allowed_domains must be a list of domain names")
             out[key] = sorted({d.strip().lower().lstrip("@") for d in value if d.strip()})
         else:
-            if not isinstance(value, str) or not value.strip():
-                raise BadRequest(f"{key} must be a non-empty string")
+            if not isinstance(value, str) or not value.strip() or len(value) > 500:
+                raise BadRequest(f"{key} must be a non-empty string of at most 500 characters")
             out[key] = value.strip()
     if "issuer" in out:
         parts = urlsplit(out["issuer"])
@@ -79,7 +80,7 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def configure_sso(
-    session: Session, tenant_id: int, values: dict[str, Any], actor: str
+    session: Session, tenant_id: int, values: dict[str, Any], actor: str, *, secret_key: str
 ) -> SsoConfig:
     """Create or update the tenant's SSO settings; issuer, client id and secret are required
     the first time."""
@@ -98,7 +99,10 @@ def configure_sso(
         )
         session.add(config)
     for key, value in clean.items():
-        setattr(config, key, value)
+        if key == "client_secret":
+            config.client_secret_sealed = seal(secret_key, value)
+        else:
+            setattr(config, key, value)
     session.flush()
     changed = sorted(k for k in clean if k != "client_secret")
     audit(session, tenant_id, "sso_configure", actor, None, fields=changed)
@@ -110,7 +114,7 @@ def config_json(config: SsoConfig) -> dict[str, Any]:
     return {
         "issuer": config.issuer,
         "client_id": config.client_id,
-        "client_secret_set": bool(config.client_secret),
+        "client_secret_set": bool(config.client_secret_sealed),
         "scopes": config.scopes,
         "allowed_domains": list(config.allowed_domains or []),
         "link_by_email": config.link_by_email,

@@ -34,7 +34,8 @@ class SsoConfig(Base):
     )
     issuer: Mapped[str] = mapped_column(String(500))
     client_id: Mapped[str] = mapped_column(String(255))
-    client_secret: Mapped[str] = mapped_column(String(500))
+    # Fernet-sealed under QUESTLINE_SECRET_KEY (identity/crypto.py), never stored in clear.
+    client_secret_sealed: Mapped[str] = mapped_column(String(1000))
     scopes: Mapped[str] = mapped_column(String(500), default="openid email profile")
     allowed_domains: Mapped[list[str]] = mapped_column(json_type(), default=list)
     link_by_email: Mapped[bool] = mapped_column(Boolean, default=True)

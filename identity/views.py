@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -21,8 +22,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from identity.api import bp as identity_api_bp
-from identity.auth import SESSION_USER, current_player, user_principal
+from identity.auth import SESSION_USER, current_player, session_user, user_principal
 from identity.config import find_tenant, sso_config
+from identity.crypto import unseal
 from identity.errors import Forbidden, SsoRejected
 from identity.linking import email_is_verified, link_sso_login
 from identity.oidc import HTTP_TIMEOUT, OidcClientCache, validate_id_token
@@ -77,7 +79,8 @@ def login(tenant: str) -> ResponseReturnValue:
         if config is None:
             raise SsoRejected("sso_not_configured", f"tenant {tenant!r} has no SSO", 404)
         tenant_id, issuer, client_id = tenant_row.id, config.issuer, config.client_id
-        secret, scopes = config.client_secret, config.scopes
+        secret = unseal(ctx().settings.secret_key, config.client_secret_sealed)
+        scopes = config.scopes
     meta = oidc().metadata(issuer)
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
     redirect_uri = f"{base_url()}/sso/{tenant_id}/callback"
@@ -140,7 +143,7 @@ def callback(tenant_id: int) -> ResponseReturnValue:
         meta = oidc().metadata(config.issuer)
         oauth = oidc().session(
             client_id=config.client_id,
-            client_secret=config.client_secret,
+            client_secret=unseal(ctx().settings.secret_key, config.client_secret_sealed),
             scope=config.scopes,
             redirect_uri=f"{base_url()}/sso/{tenant_id}/callback",
         )
@@ -176,6 +179,7 @@ def callback(tenant_id: int) -> ResponseReturnValue:
         "sub": claims["sub"],
         "id_token": id_token,
         "idp_admin": idp_admin,
+        "login_at": int(time.time()),
     }
     log.info("sso login", extra={"tenant_id": tenant_id, "rule": link.rule})
     return redirect(pending["next"], code=302)
@@ -271,8 +275,8 @@ def profile(tenant_id: int, player_id: int) -> dict[str, Any]:
 
 @bp.get("/me")
 def me() -> ResponseReturnValue:
-    user = session.get(SESSION_USER)
-    if not isinstance(user, dict):
+    user = session_user()
+    if user is None:
         return redirect("/sso/logged-out", code=302)
     with ctx().db.sessions() as db_session:
         who = user_principal(db_session, user)

@@ -159,7 +159,7 @@ def make_world(
         **settings,
     }
     with db.session() as session:
-        configure_sso(session, tenant.id, values, actor="test")
+        configure_sso(session, tenant.id, values, actor="test", secret_key=ctx.settings.secret_key)
     return SsoWorld(app, ctx, db, base, idp, tenant, client_id, secret, audience)
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from identity.models import SsoConfig
+from questline.db import Database
 from tests.conftest import TenantHandle
 
 GOOD = {"issuer": "https://idp.acme.test", "client_id": "questline", "client_secret": "s3cret"}
@@ -13,7 +17,7 @@ def put(client: Any, tenant: TenantHandle, body: Any) -> Any:
     return client.put("/api/v1/identity/sso", json=body, headers=tenant.auth)
 
 
-def test_configure_read_and_update(client: Any, tenant: TenantHandle) -> None:
+def test_configure_read_and_update(client: Any, tenant: TenantHandle, db: Database) -> None:
     assert client.get("/api/v1/identity/sso", headers=tenant.auth).status_code == 404
     created = put(client, tenant, {**GOOD, "allowed_domains": "acme.test, @Corp.test"})
     assert created.status_code == 200, created.get_json()
@@ -21,6 +25,11 @@ def test_configure_read_and_update(client: Any, tenant: TenantHandle) -> None:
     assert data["allowed_domains"] == ["acme.test", "corp.test"]
     assert data["client_secret_set"] is True and "s3cret" not in str(data)
     assert data["link_by_email"] is True and data["scopes"] == "openid email profile"
+    with db.sessions() as session:
+        sealed = session.scalar(
+            select(SsoConfig.client_secret_sealed).where(SsoConfig.tenant_id == tenant.id)
+        )
+    assert sealed and "s3cret" not in sealed  # encrypted at rest
     updated = put(client, tenant, {"link_claim": "employee_id", "link_by_email": False})
     assert updated.get_json()["link_claim"] == "employee_id"
     assert updated.get_json()["issuer"] == GOOD["issuer"]

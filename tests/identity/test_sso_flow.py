@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -119,7 +120,13 @@ def test_allowed_domains_refuse_other_and_unverified_emails(world: SsoWorld) -> 
     from identity.config import configure_sso
 
     with world.db.session() as session:
-        configure_sso(session, world.tenant.id, {"allowed_domains": ["acme.test"]}, actor="test")
+        configure_sso(
+            session,
+            world.tenant.id,
+            {"allowed_domains": ["acme.test"]},
+            actor="test",
+            secret_key=world.ctx.settings.secret_key,
+        )
     carol = sign_in(world, requests.Session(), "carol", "carol-pw")
     assert carol.status_code == 403 and "domain is not allowed" in carol.json()["message"]
     bob = sign_in(world, requests.Session(), "bob", "bob-pw")
@@ -216,3 +223,48 @@ def test_me_shows_crm_points_beside_training_xp(world: SsoWorld) -> None:
     assert '<td id="training-xp">25</td>' in page
     data = browser.get(world.base + "/api/v1/me", timeout=10).json()
     assert (data["xp"], data["crm_xp"], data["training_xp"]) == (65, 40, 25)
+
+
+def test_sign_in_expires(world: SsoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    import identity.auth
+
+    browser = requests.Session()
+    _me_player(sign_in(world, browser, "alice", "alice-pw"))
+    monkeypatch.setattr(identity.auth, "SESSION_MAX_SECONDS", -1)
+    me = browser.get(world.base + "/me", timeout=10, allow_redirects=False)
+    assert me.status_code == 302 and me.headers["Location"].endswith("/sso/logged-out")
+    assert browser.get(world.base + "/api/v1/me", timeout=10).status_code == 401
+
+
+def _started(world: SsoWorld, browser: requests.Session, query: str = "") -> str:
+    """Start a login and return the state Questline sent to the provider."""
+    from urllib.parse import parse_qs, urlsplit
+
+    start = browser.get(world.login_url() + query, timeout=10, allow_redirects=False)
+    assert start.status_code == 302
+    params = parse_qs(urlsplit(start.headers["Location"]).query)
+    assert params["code_challenge_method"] == ["S256"] and params["nonce"][0]
+    return params["state"][0]
+
+
+def test_provider_error_is_a_403_naming_it(world: SsoWorld) -> None:
+    browser = requests.Session()
+    state = _started(world, browser)
+    response = browser.get(
+        f"{world.base}/sso/{world.tenant.id}/callback",
+        params={"error": "access_denied", "error_description": "user said no", "state": state},
+        timeout=10,
+    )
+    assert response.status_code == 403
+    assert (
+        response.json()["error"] == "idp_refused" and "access_denied" in response.json()["message"]
+    )
+
+
+def test_next_is_local_only(world: SsoWorld) -> None:
+    browser = requests.Session()
+    page = browser.get(world.login_url() + "?next=//evil.example/", timeout=20)
+    action, fields = parse_form(page.text)
+    fields.update(login="alice", password="alice-pw")
+    done = browser.post(requests.compat.urljoin(page.url, action), data=fields, timeout=20)
+    assert done.url == world.base + "/me"

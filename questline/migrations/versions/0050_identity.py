@@ -38,7 +38,7 @@ def upgrade() -> None:
         _tenant(unique=True),
         sa.Column("issuer", sa.String(500), nullable=False),
         sa.Column("client_id", sa.String(255), nullable=False),
-        sa.Column("client_secret", sa.String(500), nullable=False),
+        sa.Column("client_secret_sealed", sa.String(1000), nullable=False),
         sa.Column("scopes", sa.String(500), nullable=False),
         sa.Column("allowed_domains", Json, nullable=False),
         sa.Column("link_by_email", sa.Boolean(), nullable=False),
