@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from credentials.documents import hash_identity
 from credentials.proofs import KeyResolver, ProofError, verify_data_integrity, verify_jwt
 
 # (statusListCredential URL, index) -> True revoked / False in force / None list unknown.
@@ -168,8 +169,6 @@ def recipient_matches(credential: dict[str, Any], identity: str) -> bool:
     recipient: the same salted SHA-256 as one ``identifier`` entry, or the subject ``id``. This
     is how an employer checks a badge belongs to the applicant without the issuer revealing
     the address."""
-    from credentials.documents import hash_identity
-
     subject = credential.get("credentialSubject")
     if not isinstance(subject, dict):
         return False

@@ -19,10 +19,11 @@ from credentials import documents, service
 from credentials.baking import OB2_KEYWORD, BakingError, badge_png, bake, unbake
 from credentials.keys import KeyUnavailable, public_jwk
 from credentials.models import IssuedCredential
+from credentials.multibase import ed25519_from_multikey
 from credentials.verify import VerificationResult, parse_input, recipient_matches, verify
 from questline.api import authenticate, ctx
 from questline.errors import NotFound, QuestlineError, ServiceUnavailable, Unprocessable
-from questline.models import PlayerBadge, Tenant
+from questline.models import Player, PlayerBadge, Tenant
 
 bp = Blueprint("credentials", __name__)
 
@@ -194,16 +195,13 @@ def issuer_jwks(tenant_id: int) -> Response:
     with ctx().db.session() as session:
         _tenant(session, tenant_id)
         methods = service.published_methods(session, tenant_id, base)
-    keys = [public_jwk(_raw(m["publicKeyMultibase"]), kid=m["id"]) for m in methods]
+    keys = [
+        public_jwk(ed25519_from_multikey(method["publicKeyMultibase"]), kid=method["id"])
+        for method in methods
+    ]
     response = jsonify({"keys": keys})
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
-
-
-def _raw(multikey: str) -> bytes:
-    from credentials.multibase import ed25519_from_multikey
-
-    return ed25519_from_multikey(multikey)
 
 
 @bp.get("/ob/v3/issuers/<int:tenant_id>/status/<int:number>")
@@ -349,8 +347,6 @@ def _assertion(session: Session, row: IssuedCredential) -> dict[str, Any]:
     award = session.get(PlayerBadge, row.award_id)
     if award is None:
         raise NotFound(f"no credential {row.uuid}")
-    from questline.models import Player
-
     player = session.get(Player, award.player_id)
     if player is None:
         raise NotFound(f"no credential {row.uuid}")
