@@ -13,8 +13,9 @@ Redis boards are rebuilt from the ledger afterwards (they are derived, invariant
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Column, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -225,7 +226,7 @@ def _move_other_tables(session: Session, source: int, target: int) -> list[str]:
     return kept
 
 
-def _player_columns(table: Table) -> list[object]:
+def _player_columns(table: Table) -> list[Column[Any]]:
     return [
         fk.parent
         for fk in table.foreign_keys

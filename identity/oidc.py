@@ -133,7 +133,7 @@ class OidcClientCache:
             code_challenge_method="S256",
             token_endpoint_auth_method="client_secret_basic",
         )
-        session.timeout = HTTP_TIMEOUT  # type: ignore[attr-defined]
+        session.timeout = HTTP_TIMEOUT
         return session
 
 

@@ -178,6 +178,23 @@ def test_cli_export_and_sso_configure(
         out = runner.invoke(main, [*args, "--client-id", "q", "--client-secret", "s3cret"])
         assert out.exit_code == 0, out.output
         assert '"client_id": "q"' in out.output and "s3cret" not in out.output
+        with committed_db.session() as session:
+            twin = Player(tenant_id=handle.id, display_name="Cli Twin", xp=0)
+            session.add(twin)
+            session.flush()
+            twin_id = twin.id
+        merged = runner.invoke(
+            main, ["players", "merge", str(twin_id), str(player_id), "--tenant", str(handle.id)]
+        )
+        assert merged.exit_code == 0 and '"already_merged": false' in merged.output
+        erased = runner.invoke(
+            main, ["players", "erase", str(player_id), "--tenant", str(handle.id), "--yes"]
+        )
+        assert erased.exit_code == 0, erased.output
+        with committed_db.sessions() as session:
+            gone = session.get(Player, player_id)
+            assert gone is not None and gone.email is None
+            assert gone.display_name == f"Erased player {player_id}"
         bad = runner.invoke(
             main, ["sso", "configure", "--tenant", str(handle.id), "--issuer", "ftp://x"]
         )
