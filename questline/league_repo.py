@@ -203,6 +203,9 @@ def memberships(
     return {int(p): int(c) for p, c in session.execute(query)}
 
 
+JOIN_CHUNK = 5000
+
+
 def _lock_league(session: Session, league_id: int) -> None:
     """Serialise joins into one league across workers (held to the end of the transaction):
     open cohorts are read and filled by one transaction at a time. One lock per league, not per
@@ -231,6 +234,14 @@ def join(
     written with one statement per table.
     """
     wanted = set(player_ids)
+    if len(wanted) > JOIN_CHUNK:
+        # A reconcile or a late close may seat many at once: in slices, so no statement
+        # carries more ids than PostgreSQL takes parameters (65,535).
+        ordered, joined = sorted(wanted), {}
+        for start in range(0, len(ordered), JOIN_CHUNK):
+            part = ordered[start : start + JOIN_CHUNK]
+            joined.update(join(session, league, week, part, postgres))
+        return joined
     if not wanted:
         return {}
     wanted -= memberships(session, league, week.key, wanted).keys()

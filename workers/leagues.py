@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
@@ -209,7 +209,7 @@ def _write_history(
     if pg:
         return league_bulk.write_history(session, league, config, window_, rows, now)
     week = window_.key
-    results = [
+    results: list[dict[str, Any]] = [
         {
             "tenant_id": league.tenant_id,
             "league_id": league.id,
@@ -226,7 +226,7 @@ def _write_history(
         }
         for cohort, r, n in rows
     ]
-    facts = [
+    facts: list[dict[str, Any]] = [
         {
             "tenant_id": league.tenant_id,
             "league_id": league.id,
@@ -261,7 +261,7 @@ def _write_history(
     return stored
 
 
-def _chunks(items: list[dict[str, object]], size: int) -> list[list[dict[str, object]]]:
+def _chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -366,8 +366,8 @@ def rebuild_current(
                 continue
             xp = league_xp(session, league, week)
             if not previous_week_open(session, league, week, zone):
-                active = [p for p, x in xp.items() if x > 0]
-                joined += len(join(session, league, week, active, db.is_postgres))
+                missed = unseated(session, league, week)
+                joined += len(join(session, league, week, missed, db.is_postgres))
             seats = memberships(session, league, week.key)
             for cohort in set(seats.values()):
                 cohorts.setdefault(cohort, {})

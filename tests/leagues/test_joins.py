@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis
 from sqlalchemy import delete, func, select
 
@@ -201,3 +202,21 @@ def test_same_player_joined_by_two_workers_is_placed_once(committed_db: Database
     finally:
         with db.session() as session:
             session.execute(delete(Tenant).where(Tenant.id == tenant.id))
+
+
+def test_a_large_join_goes_in_slices_and_still_fills_cohorts(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconcile can seat a whole week at once; it must never exceed the parameter limit."""
+    monkeypatch.setattr("questline.league_repo.JOIN_CHUNK", 4)
+    tenant = new_tenant(db)
+    league_id = enable_league(db, tenant.id, cohort_size=5)
+    players = make_players(db, tenant.id, 13)
+    week = week_window(MON, "UTC")
+    with db.session() as session:
+        league = league_by_scope(session, tenant.id, "tenant")
+        assert league is not None
+        joined = join(session, league, week, players, True)
+    assert sorted(joined) == players
+    sizes = sorted(len(m) for m in cohorts_of(db, league_id, week.key).values())
+    assert sizes == [3, 5, 5]  # filled in order across slices, one open cohort left
