@@ -161,7 +161,7 @@ def leaderboard(
         )
     ids = [pid for pid, _ in top] + [pid for _, pid, _ in around]
     names = repo.names(ids)
-    hidden = _opted_out(session, tenant_id, ids + ([player_id] if player_id is not None else []))
+    hidden = opted_out(session, tenant_id, ids + ([player_id] if player_id is not None else []))
 
     def row(rank_: int, pid: int, xp: int) -> BoardRow:
         me = pid == player_id
@@ -181,7 +181,7 @@ def leaderboard(
     )
 
 
-def _opted_out(session: Session, tenant_id: int, ids: list[int]) -> set[int]:
+def opted_out(session: Session, tenant_id: int, ids: list[int]) -> set[int]:
     if not ids:
         return set()
     return set(

@@ -19,10 +19,11 @@ from flask import current_app, g, render_template, url_for
 from questline.errors import BadRequest, NotFound
 from questline.leaderboards import UnknownBoard, validate_board
 from questline.repository import TenantRepository
-from widgets import data
+from widgets import dashboard, data
+from widgets.league import league
 from widgets.signing import LOCALES, EmbedGrant, sign
 
-WIDGETS = ("leaderboard", "badges", "level", "streak", "activity")
+WIDGETS = ("leaderboard", "league", "badges", "level", "streak", "activity", "dashboard")
 DEFAULT_TTL_SECONDS = 8 * 3600
 POLL_SECONDS = 15
 
@@ -116,6 +117,21 @@ def fragment(
                 anonymise=params.anonymise,
                 now=now,
             )
+        elif name == "league":
+            view["league"] = league(
+                session,
+                ctx.boards,
+                tenant_id,
+                player_id,
+                scope=params.board,
+                anonymise=params.anonymise,
+                now=now,
+            )
+        elif name == "dashboard":
+            board = dashboard.learner_dashboard(session, tenant_id, player, now=now)
+            view["dashboard"] = board
+            view["cells"] = dashboard.calendar_cells(board)
+            view["points"] = dashboard.history_points(board)
         elif name == "level":
             view["level"] = data.level(session, tenant_id, player)
         elif name == "streak":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,7 +55,7 @@ FLAGS = [
     "--disable-sync",
 ]
 WIDTHS = (320, 768, 1280)
-WIDGETS = ("leaderboard", "badges", "level", "streak", "activity")
+WIDGETS = ("leaderboard", "league", "badges", "level", "streak", "activity", "dashboard")
 BUDGET_BYTES = 50 * 1024
 
 
@@ -87,8 +88,23 @@ def site(pg_url: str, redis_server: redis.Redis) -> Iterator[Site]:
     tenant = new_tenant(database)
     client = app.test_client()
     example_rules(database, tenant)
+    on = client.put(
+        "/api/v1/leagues/config",
+        json={"cohort_size": 10, "promote": 2, "demote": 2},
+        headers=tenant.auth,
+    )
+    assert on.status_code == 200, on.get_json()
     ids = learners(client, tenant, {f"learner-{i:02d}": 14 - i for i in range(14)})
     ingest(client, tenant, [make_event("long", actor="learner-13", object={"id": "x" * 40})])
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # this week: joins a league cohort
+    ingest(
+        client,
+        tenant,
+        [
+            make_event(f"now-{a}", actor=a, at=now)
+            for a in ("learner-11", "learner-02", "learner-07")
+        ],
+    )
     try:
         yield Site(f"http://127.0.0.1:{server.server_port}", client, tenant, ids)
     finally:

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from questline import create_app
 from questline.settings import Settings
 from tests.conftest import TenantHandle, dead_redis, event, make_context, new_tenant
-from tests.widgets.helpers import embed, ingest, learners
+from tests.widgets.helpers import embed, ingest, learners, player_id
 from workers.context import Context
 
 
@@ -234,3 +234,66 @@ def test_instructor_url_seam(app: Flask, client: FlaskClient, tenant: TenantHand
         address = instructor_url(tenant.id, locale="es")
     page = client.get(address)
     assert page.status_code == 200 and "Lista de participantes" in page.get_data(as_text=True)
+
+
+def test_league_widget_shows_the_viewers_cohort_with_zones(
+    client: FlaskClient, tenant: TenantHandle
+) -> None:
+    from datetime import UTC, datetime
+
+    ids = learners(client, tenant, {"old": 1})
+    path, _ = embed(client, tenant, player_id=ids["old"], widget="league")
+    assert "Leagues are not turned on here." in client.get(path).get_data(as_text=True)
+    on = client.put(
+        "/api/v1/leagues/config",
+        json={"tiers": ["Bronze", "Silver"], "cohort_size": 5, "promote": 1, "demote": 1},
+        headers=tenant.auth,
+    )
+    assert on.status_code == 200, on.get_json()
+    assert "Earn XP this week" in client.get(path).get_data(as_text=True)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ingest(
+        client,
+        tenant,
+        [
+            event("l1", actor="ann", type="course.completed", at=now),
+            event("l2", actor="bob", at=now),
+        ],
+    )
+    path, _ = embed(client, tenant, player_id=player_id(client, tenant, "bob"), widget="league")
+    html = client.get(path).get_data(as_text=True)
+    assert "Bronze league" in html and "Top 1 move up." in html
+    shown = rows(html)
+    assert shown[0].startswith("1 ▲ moves up Ann") and shown[1] == "2 Bob you 10"
+
+
+def test_learner_dashboard_draws_calendar_history_and_courses(
+    client: FlaskClient, tenant: TenantHandle
+) -> None:
+    ids = learners(client, tenant, {"ada": 3})
+    ingest(client, tenant, [event("ada-c2", actor="ada", course="course-2")])
+    path, _ = embed(client, tenant, player_id=ids["ada"], widget="dashboard")
+    html = client.get(path).get_data(as_text=True)
+    assert re.search(r'class="heat4"><title>2026-11-20: 40 XP</title>', html)
+    assert html.count('class="heat0"') == html.count('class="heat') - 1  # one active day
+    assert "Active on 1 of the last" in html
+    assert "From 0 to 40 XP." in html  # 30 days of history reach back past 2026-11-20
+    assert re.search(r"course-1 <span class=\"muted\">30 XP", html)
+    assert re.search(r"course-2 <span class=\"muted\">10 XP", html)
+    assert 'role="img"' in html
+
+
+def test_heat_levels_scale_with_the_busiest_day() -> None:
+    from widgets.dashboard import heat_level
+
+    assert [heat_level(xp, 100) for xp in (0, 1, 25, 26, 50, 75, 76, 100)] == [
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        4,
+        4,
+    ]
+    assert heat_level(5, 0) == 0

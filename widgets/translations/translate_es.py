@@ -72,6 +72,22 @@ ES = {
     "Award": "Otorgar",
     "Activity": "Actividad",
     "Updated.": "Actualizado.",
+    "League": "Liga",
+    "%(tier)s league": "Liga %(tier)s",
+    "Leagues are not turned on here.": "Las ligas no están activadas aquí.",
+    "Earn XP this week to join a league.": "Gana XP esta semana para entrar en una liga.",
+    "%(hours)s h left this week.": "Quedan %(hours)s h esta semana.",
+    "Top %(n)s move up.": "Los %(n)s primeros suben.",
+    "Bottom %(n)s move down.": "Los %(n)s últimos bajan.",
+    "League standings": "Clasificación de la liga",
+    "moves up": "sube",
+    "moves down": "baja",
+    "My progress": "Mi progreso",
+    "Active days": "Días activos",
+    "Active on %(n)s of the last %(days)s days.": "Activo %(n)s de los últimos %(days)s días.",
+    "XP, last 30 days": "XP, últimos 30 días",
+    "From %(start)s to %(end)s XP.": "De %(start)s a %(end)s XP.",
+    "XP by course": "XP por curso",
 }
 
 
