@@ -23,10 +23,11 @@ from sqlalchemy import func, select
 
 from identity.api import bp as identity_api_bp
 from identity.auth import SESSION_USER, current_player, session_user, user_principal
-from identity.config import find_tenant, sso_config
+from identity.config import config_json, find_tenant, sso_config
 from identity.crypto import unseal
 from identity.errors import Forbidden, SsoRejected
 from identity.linking import email_is_verified, link_sso_login
+from identity.models import IdentityAudit
 from identity.oidc import HTTP_TIMEOUT, OidcClientCache, validate_id_token
 from questline.errors import Unauthorized
 from questline.models import InboxEvent, Player, XpLedger
@@ -285,6 +286,40 @@ def me() -> ResponseReturnValue:
     return render_template_string(ME_PAGE, me=data, admin=who.admin, courses=sorted(who.courses))
 
 
+@bp.get("/admin/identity")
+def admin_page() -> ResponseReturnValue:
+    """The tenant admin's page: SSO settings (never the secret) and the identity audit log."""
+    user = session_user()
+    if user is None:
+        return redirect("/sso/logged-out", code=302)
+    with ctx().db.sessions() as db_session:
+        who = user_principal(db_session, user)
+        if not who.admin:
+            raise Forbidden("the identity admin page is for tenant admins")
+        config = sso_config(db_session, who.tenant_id)
+        entries = db_session.scalars(
+            select(IdentityAudit)
+            .where(IdentityAudit.tenant_id == who.tenant_id)
+            .order_by(IdentityAudit.id.desc())
+            .limit(50)
+        ).all()
+        settings = config_json(config) if config is not None else {}
+        rows = [(a.created_at, a.action, a.actor, a.player_id, a.detail) for a in entries]
+    return render_template_string(ADMIN_PAGE, settings=settings, rows=rows)
+
+
+ADMIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Identity admin - Questline</title></head><body><main>
+<h1>Identity</h1><h2>Single sign-on</h2>
+<table id="sso">{% for k, v in settings.items() %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>
+{% endfor %}</table>
+<p>Change settings, links, merges and roles through <code>/api/v1/identity/...</code>.</p>
+<h2>Audit</h2><table id="audit"><tr><th>when</th><th>action</th><th>by</th><th>player</th>
+<th>detail</th></tr>{% for at, action, actor, pid, detail in rows %}
+<tr><td>{{ at }}</td><td>{{ action }}</td><td>{{ actor }}</td><td>{{ pid or "" }}</td>
+<td>{{ detail }}</td></tr>{% endfor %}</table></main></body></html>"""
+
+
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 </head><body><main>{{ body|safe }}</main></body></html>"""
 
@@ -297,8 +332,8 @@ ME_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <tr><th>CRM-earned XP</th><td id="crm-xp">{{ me.crm_xp }}</td></tr></table>
 <h2>Company board</h2><ol>{% for e in me.board %}
 <li value="{{ e.rank }}">{{ e.display_name }} ({{ e.xp }} XP)</li>{% endfor %}</ol>
-{% if admin %}<p id="admin">You are a tenant admin: the identity admin API is
-<code>/api/v1/identity/...</code> (see docs/identity.md).</p>{% endif %}
+{% if admin %}<p id="admin">You are a tenant admin: <a href="/admin/identity">identity
+admin</a>.</p>{% endif %}
 {% if courses %}<p id="instructor">Instructor of: {{ courses|join(", ") }}</p>{% endif %}
 <form method="post" action="/sso/logout"><button type="submit">Sign out</button></form>
 </main></body></html>"""

@@ -117,6 +117,9 @@ def test_learner_session_sees_only_itself(two: Two) -> None:
             assert response.status_code == 404, (method, path)
     for method, path in (("GET", "/api/v1/identity/sso"), ("GET", "/api/v1/identity/audit")):
         assert _call(alice, two.a.base, method, path, None).status_code == 403
+    assert alice.get(two.a.base + "/admin/identity", timeout=10).status_code == 403
+    anonymous = requests.get(two.a.base + "/admin/identity", timeout=10, allow_redirects=False)
+    assert anonymous.status_code == 302
     put = _call(alice, two.a.base, "PUT", "/api/v1/identity/sso", {"link_by_email": False})
     assert put.status_code == 403
     merge = {"source": two.other_a, "target": mine}
@@ -151,6 +154,9 @@ def test_instructor_reads_only_their_courses_learners(two: Two) -> None:
 def test_idp_admin_group_makes_a_tenant_admin_of_that_tenant_only(two: Two) -> None:
     dave = _browser(two.a, "dave")
     assert "You are a tenant admin" in dave.get(two.a.base + "/me", timeout=10).text
+    admin_page = dave.get(two.a.base + "/admin/identity", timeout=10)
+    assert admin_page.status_code == 200 and "questline-admins" in admin_page.text
+    assert two.a.client_secret not in admin_page.text and "sso_link" in admin_page.text
     sso = dave.get(two.a.base + "/api/v1/identity/sso", timeout=10)
     assert sso.status_code == 200 and sso.json()["admin_group"] == "questline-admins"
     assert (
