@@ -138,7 +138,7 @@ def merge() -> Any:
     source, target = _int_field(data, "source"), _int_field(data, "target")
     with ctx().db.session() as session:
         result = merge_players(session, who.tenant_id, source, target, actor=who.name)
-    if not result.already_merged:
+    if not result.already_merged or any(result.moved.values()):
         _rebuild_boards(who.tenant_id)
     return jsonify(
         {

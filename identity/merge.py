@@ -6,7 +6,11 @@ keys are unique per tenant, so moving them never doubles anything), badges, inbo
 course XP and inventory (summed), roles, and any other table that references the player (moved
 when its unique keys allow; otherwise left on the source and reported). The target's aggregates
 are recomputed from the moved ledger. The source stays as an empty shell and a ``player_merges``
-row records the merge once, so repeating a merge is a no-op and old sessions follow it.
+row records the merge once, so old sessions follow it and repeating a merge changes nothing...
+unless a worker applied an event to the source after all: it resolved the actor to the source just
+before the merge moved the identities, and locked the (now empty) source row just after. Repeating
+the merge moves such stragglers too, so "merge again" is the cure for that narrow race (the lasting
+fix is for the worker to follow ``player_merges`` after locking; see docs/identity.md).
 Redis boards are rebuilt from the ledger afterwards (they are derived, invariant 1).
 """
 
@@ -79,9 +83,7 @@ def merge_players(
             PlayerMerge.tenant_id == tenant_id, PlayerMerge.source_player_id == source
         )
     )
-    if done is not None:
-        if done.target_player_id == target:
-            return MergeResult(source, target, already_merged=True)
+    if done is not None and done.target_player_id != target:
         raise Conflict(f"player {source} was already merged into {done.target_player_id}")
     into = session.scalar(
         select(PlayerMerge.target_player_id).where(
@@ -95,7 +97,7 @@ def merge_players(
         if pid not in players:
             raise NotFound(f"no player {pid} in this tenant")
     src, dst = players[source], players[target]
-    result = MergeResult(source, target)
+    result = MergeResult(source, target, already_merged=done is not None)
 
     result.moved["identities"] = move_identities(session, tenant_id, source, target)
     for model, name in ((XpLedger, "ledger"), (PlayerBadge, "badges")):
@@ -116,6 +118,8 @@ def merge_players(
     _sum_rows(session, tenant_id, source, target)
     _move_roles(session, tenant_id, source, target)
     result.kept_on_source = _move_other_tables(session, source, target)
+    if result.already_merged and not any(result.moved.values()) and not src.events_applied:
+        return result  # a repeat with nothing left behind: no change at all
 
     total = session.scalar(
         select(func.coalesce(func.sum(XpLedger.amount), 0)).where(
@@ -131,15 +135,16 @@ def merge_players(
     dst.email = dst.email or src.email
     src.xp, src.level, src.events_applied = 0, 1, 0
     src.streak_current, src.email = 0, None
-    session.add(
-        PlayerMerge(
-            tenant_id=tenant_id, source_player_id=source, target_player_id=target, actor=actor
+    if not result.already_merged:
+        session.add(
+            PlayerMerge(
+                tenant_id=tenant_id, source_player_id=source, target_player_id=target, actor=actor
+            )
         )
-    )
     audit(
         session,
         tenant_id,
-        "merge",
+        "merge_again" if result.already_merged else "merge",
         actor,
         target,
         source=source,

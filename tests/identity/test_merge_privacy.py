@@ -80,6 +80,32 @@ def test_merge_combines_ledgers_once_and_routes_new_events(
         ).all()
         assert "merge" in actions
 
+    # A worker that resolved the CRM actor just before the merge may still write to the source
+    # shell; merging again moves that straggler too.
+    from datetime import UTC, datetime
+
+    with db.session() as session:
+        session.add(
+            XpLedger(
+                tenant_id=tenant.id,
+                player_id=crm["id"],
+                idempotency_key="late:rule",
+                rule_id="rule",
+                amount=7,
+                explanation="late",
+                occurred_at=datetime.now(UTC),
+            )
+        )
+        shell = session.get(Player, crm["id"])
+        assert shell is not None
+        shell.xp, shell.events_applied = 7, 1
+    before = client.get(f"/api/v1/players/{ann['id']}", headers=tenant.auth).get_json()["xp"]
+    healed = merge(client, tenant, crm["id"], ann["id"]).get_json()
+    assert healed["already_merged"] is True and healed["moved"]["ledger"] == 1
+    after_heal = client.get(f"/api/v1/players/{ann['id']}", headers=tenant.auth).get_json()
+    assert after_heal["xp"] == before + 7
+    assert board(client, tenant)[ann["id"]] == before + 7
+
     # Merging the other way round is refused, and so are self-merges and bad bodies.
     assert merge(client, tenant, ann["id"], crm["id"]).status_code == 409
     assert merge(client, tenant, ann["id"], ann["id"]).status_code == 400
