@@ -17,6 +17,7 @@ from questline import rules_models as _rules  # noqa: F401  (issue 3)
 from questline.db import Base, make_engine
 from questline.migrate import alembic_config, upgrade
 from webhooks import models as _webhooks  # noqa: F401
+from widgets import models as _widgets  # noqa: F401  (issue 7)
 
 
 def _drift(engine: Engine) -> list[object]:

@@ -19,7 +19,7 @@ from flask import current_app, g, render_template, url_for
 from questline.errors import BadRequest, NotFound
 from questline.leaderboards import UnknownBoard, validate_board
 from questline.repository import TenantRepository
-from widgets import dashboard, data
+from widgets import dashboard, data, nudges
 from widgets.league import league
 from widgets.signing import LOCALES, EmbedGrant, sign
 
@@ -140,7 +140,14 @@ def fragment(
             view["earned"], view["locked"] = data.badge_shelf(session, tenant_id, player, now=now)
         else:
             view["items"] = data.feed(session, tenant_id, player, limit=params.items)
-        return render_template(f"widgets/_{name}.html", **view)
+        if name == "streak":
+            view["nudges_off"] = nudges.nudges_off(session, tenant_id, player_id)
+        nudge = nudges.nudge_for(session, tenant_id, player, now=now, locked=view.get("locked"))
+        html = render_template(f"widgets/_{name}.html", **view)
+        if nudge is not None:
+            banner = render_template("widgets/_nudge.html", nudge=nudge, token=token, name=name)
+            html = banner + html
+        return html
 
 
 def etag(html: str) -> str:

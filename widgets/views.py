@@ -17,7 +17,7 @@ from flask_babel import Babel
 from questline.api import authenticate, ctx
 from questline.errors import BadRequest, NotFound, QuestlineError, Unprocessable
 from questline.repository import TenantRepository
-from widgets import data, render
+from widgets import data, nudges, render
 from widgets.signing import (
     LOCALES,
     MAX_TTL_SECONDS,
@@ -134,6 +134,21 @@ def preferences() -> Any:
     with ctx().db.session() as session:
         data.set_opt_out(session, grant.tenant_id, grant.player_id, choice == "1")
     return redirect(url_for(".widget_page", name="leaderboard", token=token, **_query()), 303)
+
+
+@bp.post("/widgets/nudges")
+def nudge_preference() -> Any:
+    """The learner's own switch for the nudge banners (streak at risk, a badge one step away)."""
+    grant, token = _learner()
+    off, back = request.form.get("off"), request.form.get("back", "streak")
+    if off not in ("0", "1"):
+        raise BadRequest("off must be 1 or 0")
+    if back not in render.WIDGETS:
+        raise BadRequest(f"back must be one of {', '.join(render.WIDGETS)}")
+    assert grant.player_id is not None
+    with ctx().db.session() as session:
+        nudges.set_nudges_off(session, grant.tenant_id, grant.player_id, off == "1")
+    return redirect(url_for(".widget_page", name=back, token=token), 303)
 
 
 @bp.post("/api/v1/widgets/embed-url")

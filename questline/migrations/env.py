@@ -12,6 +12,7 @@ from questline import models  # noqa: F401  (registers the tables on Base.metada
 from questline import rules_models  # noqa: F401  (issue 3's currency and quest tables)
 from questline.db import Base, make_engine
 from webhooks import models as webhook_models  # noqa: F401  (issue 6's tables)
+from widgets import models as widget_models  # noqa: F401  (issue 7's table)
 
 config = context.config
 target_metadata = Base.metadata

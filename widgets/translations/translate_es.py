@@ -88,6 +88,16 @@ ES = {
     "XP, last 30 days": "XP, últimos 30 días",
     "From %(start)s to %(end)s XP.": "De %(start)s a %(end)s XP.",
     "XP by course": "XP por curso",
+    (
+        "Your %(num)s-day streak ends in %(hours)s h: one activity today keeps it.",
+        "Your %(num)s-day streak ends in %(hours)s h: one activity today keeps it.",
+    ): (
+        "Tu racha de %(num)s día termina en %(hours)s h: una actividad hoy la mantiene.",
+        "Tu racha de %(num)s días termina en %(hours)s h: una actividad hoy la mantiene.",
+    ),
+    "One more step to earn %(badge)s!": "¡Un paso más para conseguir %(badge)s!",
+    "Turn off reminders": "Desactivar recordatorios",
+    "Turn on reminders": "Activar recordatorios",
 }
 
 
