@@ -37,7 +37,7 @@ class EventFilter:
     def matches(self, event: ActivityEvent) -> bool:
         if self.types is not None and event.type not in self.types:
             return False
-        return self.when.reasons(event) is not None
+        return self.when.matches(event)
 
 
 @dataclass(frozen=True)

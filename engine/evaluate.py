@@ -27,7 +27,7 @@ from engine.events import ActivityEvent
 from engine.quests import advance
 from engine.rules import RuleBook, RuleSet
 from engine.streaks import Streak, extend_with_freezes, local_day
-from engine.xp_rules import XpRule
+from engine.xp_rules import Multiplier, XpRule
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ def _award(
     event: ActivityEvent,
     day: date,
     counters: RuleCounters,
+    at: int,
+    active: list[Multiplier],
 ) -> tuple[int, list[str]] | None:
     """The XP ``rule`` gives for ``event`` and the explanation details, or None for nothing."""
     reasons = rule.when.reasons(event)
@@ -67,12 +69,14 @@ def _award(
         reasons.append(f"first time on object {obj}")
     if rule.cooldown is not None:
         last = counters.last_award_at(rule.id, obj or "-")
-        if last is not None and abs(int(event.occurred_at.timestamp()) - last) < rule.cooldown:
+        if last is not None and abs(at - last) < rule.cooldown:
             return None
     amount, arithmetic = rule.base_amount(event)
     details = [arithmetic] if arithmetic else []
     details += reasons
-    for multiplier in rules.multipliers_for(rule.id, event.occurred_at):
+    for multiplier in active:
+        if multiplier.rules is not None and rule.id not in multiplier.rules:
+            continue
         amount = round(amount * multiplier.factor)
         details.append(f"x{multiplier.factor:g} multiplier `{multiplier.id}`")
     if rule.cap_per_object is not None and obj is not None:
@@ -104,8 +108,11 @@ def evaluate(
     counters = state.counters
     day = local_day(event.occurred_at, zone)
     awards: list[Award] = []
+    at = int(event.occurred_at.timestamp())
+    # The multipliers whose window holds the event, found once per event, not once per rule.
+    active = [m for m in ruleset.multipliers if m.start <= event.occurred_at < m.end]
     for rule in ruleset.rules_for(event.type):
-        found = _award(rule, ruleset, event, day, counters)
+        found = _award(rule, ruleset, event, day, counters, at, active)
         if found is None:
             continue
         amount, details = found
@@ -139,7 +146,7 @@ def evaluate(
                     rule.id,
                     day if rule.cap_per_day is not None else None,
                     event.object_id if rule.tracks_objects else None,
-                    int(event.occurred_at.timestamp()) if rule.cooldown is not None else None,
+                    at if rule.cooldown is not None else None,
                     amount,
                     rule.cooldown,
                     event.object_id or "-",

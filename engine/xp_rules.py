@@ -35,6 +35,19 @@ class Conditions:
     passed: bool | None = None
     first_time_per_object: bool = False
 
+    def matches(self, event: ActivityEvent) -> bool:
+        """``reasons(event) is not None`` without building the explanation (badges and quests
+        test every event against their filters)."""
+        if self.object_types is not None and event.object_type not in self.object_types:
+            return False
+        if self.courses is not None and event.course not in self.courses:
+            return False
+        if self.score_at_least is not None:
+            score = event.result.score
+            if score is None or score < self.score_at_least:
+                return False
+        return self.passed is None or event.result.passed is self.passed
+
     def reasons(self, event: ActivityEvent) -> list[str] | None:
         """Why the event matches (fragments for the explanation), or None when it does not."""
         out: list[str] = []
