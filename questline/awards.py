@@ -84,7 +84,9 @@ def revoke_badge(
 def activity(
     session: Session, tenant_id: int, player_id: int, *, limit: int
 ) -> list[dict[str, Any]]:
-    """The newest XP awards and badges of a player, each with its explanation."""
+    """The newest XP awards, badges and coin movements of a player, each with its explanation."""
+    from questline.rules_models import CurrencyLedger
+
     xp_rows = session.execute(
         select(
             XpLedger.rule_id,
@@ -116,6 +118,23 @@ def activity(
     )
     items += [
         {"kind": "badge", **badge_json(row), "at": _iso(row.awarded_at)} for row in badge_rows
+    ]
+    coin_rows = session.scalars(
+        select(CurrencyLedger)
+        .where(CurrencyLedger.tenant_id == tenant_id, CurrencyLedger.player_id == player_id)
+        .order_by(CurrencyLedger.id.desc())
+        .limit(limit)
+    )
+    items += [
+        {
+            "kind": "coins",
+            "ref": row.ref,
+            "amount": row.amount,
+            "balance_after": row.balance_after,
+            "explanation": row.explanation,
+            "at": _iso(row.created_at),
+        }
+        for row in coin_rows
     ]
     items.sort(key=lambda item: item["at"] or "", reverse=True)
     return items[:limit]

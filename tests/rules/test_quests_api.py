@@ -65,7 +65,8 @@ def test_progress_and_claim_once(client, db, ctx, tenant, other_tenant):
     wallet = client.get(f"/api/v1/players/{pid}/wallet", headers=tenant.auth).get_json()
     assert wallet["balance"] == 7 and wallet["entries"][0]["kind"] == "quest"
     feed = client.get(f"/api/v1/players/{pid}/activity", headers=tenant.auth).get_json()
-    assert any("quest `three-lessons`" in item["explanation"] for item in feed["items"])
+    quest_items = [i for i in feed["items"] if "quest `three-lessons`" in i["explanation"]]
+    assert sorted(i["kind"] for i in quest_items) == ["badge", "coins", "xp"]
     (quest,) = client.get(url, headers=tenant.auth).get_json()["quests"]
     assert quest["claimed"] and quest["claimable_periods"] == []
 
