@@ -160,8 +160,9 @@ def leaderboard(
             session, repo, board, win, zone, now, player_id, limit, neighbours
         )
     ids = [pid for pid, _ in top] + [pid for _, pid, _ in around]
-    names = repo.names(ids)
-    hidden = opted_out(session, tenant_id, ids + ([player_id] if player_id is not None else []))
+    names, hidden = _names_and_hidden(
+        session, tenant_id, ids + ([player_id] if player_id is not None else [])
+    )
 
     def row(rank_: int, pid: int, xp: int) -> BoardRow:
         me = pid == player_id
@@ -179,6 +180,31 @@ def leaderboard(
         degraded=degraded,
         opted_out=player_id in hidden,
     )
+
+
+def _names_and_hidden(
+    session: Session, tenant_id: int, ids: list[int]
+) -> tuple[dict[int, str], set[int]]:
+    """Display names and the opted-out among ``ids``, in one round trip (a widget's budget is
+    a few milliseconds; each query is one)."""
+    if not ids:
+        return {}, set()
+    rows = session.execute(
+        select(Player.id, Player.display_name, BoardPreference.opt_out)
+        .outerjoin(
+            BoardPreference,
+            (BoardPreference.tenant_id == Player.tenant_id)
+            & (BoardPreference.player_id == Player.id),
+        )
+        .where(Player.tenant_id == tenant_id, Player.id.in_(set(ids)))
+    )
+    names: dict[int, str] = {}
+    hidden: set[int] = set()
+    for pid, name, out in rows:
+        names[pid] = name
+        if out:
+            hidden.add(pid)
+    return names, hidden
 
 
 def opted_out(session: Session, tenant_id: int, ids: list[int]) -> set[int]:
