@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
 
 from engine.leagues import (
     DEFAULT_DEMOTE,
@@ -38,7 +38,6 @@ from questline.leaderboards import UnknownBoard, validate_board
 from questline.league_models import (
     BoardPreference,
     League,
-    LeagueMembership,
     LeagueResult,
 )
 from questline.league_repo import (
@@ -49,7 +48,7 @@ from questline.league_repo import (
     windowed_xp,
 )
 from questline.leagues import LeagueStore
-from questline.models import Player, Tenant
+from questline.models import Tenant
 from questline.repository import TenantRepository
 
 log = logging.getLogger("questline.api")
@@ -197,6 +196,29 @@ def _valid_scope(scope: str) -> bool:
     return True
 
 
+# The two reads of a standings request, as plain SQL built once: constructing the ORM select
+# with two aliases cost more Python time per request than the database took to answer it.
+# ``them`` is not filtered by tenant again: a cohort belongs to one league of one tenant (``me``
+# is), and the extra condition led generic plans to scan the tenant index (34 ms, not 0.1 ms).
+_LEAGUE_AND_ZONE = (
+    select(League, Tenant.timezone)
+    .join(Tenant, Tenant.id == League.tenant_id)
+    .where(League.tenant_id == bindparam("tenant"), League.scope == bindparam("scope"))
+)
+_COHORT_OF_VIEWER = text(
+    """
+    SELECT me.cohort_id, me.tier, them.player_id, p.display_name, bp.opt_out
+    FROM league_memberships AS me
+    JOIN league_memberships AS them ON them.cohort_id = me.cohort_id
+    JOIN players AS p ON p.id = them.player_id
+    LEFT JOIN board_preferences AS bp
+      ON bp.tenant_id = them.tenant_id AND bp.player_id = them.player_id
+    WHERE me.tenant_id = :tenant AND me.league_id = :league AND me.week = :week
+      AND me.player_id = :viewer
+    """
+)
+
+
 @bp.get("/leagues/standings")
 def league_standings() -> Any:
     """The viewer's cohort this week: every member's place, XP and zone, and the time left."""
@@ -227,11 +249,7 @@ def cohort_standings(
     name and board preference; the week's XP comes from the cohort's sorted set. If Redis
     cannot answer, the XP is summed from the ledger and the answer says ``degraded``.
     """
-    found = session.execute(
-        select(League, Tenant.timezone)
-        .join(Tenant, Tenant.id == League.tenant_id)
-        .where(League.tenant_id == tenant_id, League.scope == scope)
-    ).first()
+    found = session.execute(_LEAGUE_AND_ZONE, {"tenant": tenant_id, "scope": scope}).first()
     if found is None or not found[0].enabled:
         raise NotFound(f"leagues are not turned on for {scope!r}")
     league, zone = found[0], found[1] or "UTC"
@@ -243,22 +261,9 @@ def cohort_standings(
         "ends_at": week.end.isoformat(),
         "time_left_seconds": int(time_left(now, week).total_seconds()),
     }
-    me, them = aliased(LeagueMembership), aliased(LeagueMembership)
     rows = session.execute(
-        select(me.cohort_id, me.tier, them.player_id, Player.display_name, BoardPreference.opt_out)
-        .join(them, (them.cohort_id == me.cohort_id) & (them.tenant_id == me.tenant_id))
-        .join(Player, Player.id == them.player_id)
-        .outerjoin(
-            BoardPreference,
-            (BoardPreference.tenant_id == them.tenant_id)
-            & (BoardPreference.player_id == them.player_id),
-        )
-        .where(
-            me.tenant_id == tenant_id,
-            me.league_id == league.id,
-            me.week == week.key,
-            me.player_id == viewer,
-        )
+        _COHORT_OF_VIEWER,
+        {"tenant": tenant_id, "league": league.id, "week": week.key, "viewer": viewer},
     ).all()
     if not rows:
         if TenantRepository(session, tenant_id).player(viewer) is None:
