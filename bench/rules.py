@@ -1,6 +1,6 @@
 """Rules engine benchmarks (run on demand; figures go into docs/performance.md).
 
-``python bench/rules.py engine [--events N]``
+``python bench/rules.py engine [--events N] [--shape dense|spread]``
     In-process evaluation: a 50-rule set (XP rules with conditions, formulas, caps, cooldowns and
     first-time-per-object, a multiplier, badges, a quest) over N synthetic events of 1,000
     players, one core, no I/O. Prints events per second.
@@ -40,11 +40,23 @@ TYPES = [
 ]
 
 
-def fifty_rules() -> dict[str, Any]:
-    """A 50-rule document that uses every XP feature, plus badges and a quest."""
+# The "spread" shape: the same 50 rules over 25 event types (2 rules per type), as a tenant
+# with many kinds of activity would write them; events are drawn from those 25 types.
+SPREAD_TYPES = [
+    f"{verb}.{noun}"
+    for verb in ("lesson", "quiz", "task", "forum", "video")
+    for noun in ("started", "completed", "submitted", "graded", "viewed")
+]
+
+
+def fifty_rules(types: list[str] | None = None) -> dict[str, Any]:
+    """A 50-rule document that uses every XP feature, plus badges and a quest. ``types`` are
+    the event types the rules are spread over (default: the 8 of ``TYPES``, about 6 rules per
+    event type: the dense shape)."""
+    types = types or TYPES
     xp: list[dict[str, Any]] = []
     for i in range(50):
-        kind = TYPES[i % len(TYPES)]
+        kind = types[i % len(types)]
         rule: dict[str, Any] = {"id": f"r{i}", "on": kind, "points": 5 + i % 7}
         variant = i % 5
         if variant == 0:
@@ -104,12 +116,15 @@ def fifty_rules() -> dict[str, Any]:
     }
 
 
-def synthetic(n: int, players: int = 1000, seed: int = 7) -> list[dict[str, Any]]:
+def synthetic(
+    n: int, players: int = 1000, seed: int = 7, types: list[str] | None = None
+) -> list[dict[str, Any]]:
+    types = types or TYPES
     rng = random.Random(seed)
     start = datetime(2026, 11, 1, tzinfo=UTC)
     out = []
     for i in range(n):
-        kind = rng.choice(TYPES)
+        kind = rng.choice(types)
         at = start + timedelta(seconds=i * 2_592_000 // max(n, 1))
         out.append(
             {
@@ -136,10 +151,11 @@ def calibrate() -> float:
     return time.process_time() - began
 
 
-def bench_engine(n: int) -> None:
+def bench_engine(n: int, shape: str = "dense") -> None:
+    types = SPREAD_TYPES if shape == "spread" else TYPES
     print(f"calibration: a 3M-iteration loop took {calibrate():.2f} s of CPU")
-    rules: RuleSet = parse_rules(fifty_rules())
-    events: list[ActivityEvent] = [parse_event(e) for e in synthetic(n)]
+    rules: RuleSet = parse_rules(fifty_rules(types))
+    events: list[ActivityEvent] = [parse_event(e) for e in synthetic(n, types=types)]
     states: dict[str, PlayerState] = {}
     decisions = 0
     began, cpu = time.perf_counter(), time.process_time()
@@ -151,7 +167,8 @@ def bench_engine(n: int) -> None:
     # CPU time is what one core spent on the work; on a shared machine the wall time also
     # counts the time other processes held the core. Both are printed.
     print(
-        f"engine: {n} events, 50 XP rules + 4 badges + 1 quest, {len(states)} players: "
+        f"engine ({shape}, {len(types)} event types): {n} events, 50 XP rules + 4 badges + "
+        f"1 quest, {len(states)} players: "
         f"wall {took:.2f} s = {n / took:,.0f} events/s; CPU {cpu:.2f} s = {n / cpu:,.0f} "
         f"events/s per core; {decisions} decisions"
     )
@@ -248,11 +265,12 @@ def main() -> None:
     )
     parser.add_argument("what", choices=["engine", "simulate"])
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--shape", choices=["dense", "spread"], default="dense")
     parser.add_argument("--database", default=None)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     if args.what == "engine":
-        bench_engine(args.events)
+        bench_engine(args.events, args.shape)
     else:
         if not args.database:
             parser.error("simulate needs --database URL")
