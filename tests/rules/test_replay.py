@@ -161,3 +161,16 @@ def test_cli_simulate_and_retro(committed_db, settings, redis_client, monkeypatc
     finally:
         with committed_db.session() as session:
             session.execute(delete(Tenant).where(Tenant.id == tenant.id))
+
+
+def test_simulate_a_course_rule_set(client, db, ctx, tenant):
+    history(client, db, tenant)
+    post(client, tenant, event("c2", actor="bob", course="other", at="2026-11-21T10:00:00Z"))
+    course_rules = {"xp": [{"id": "lesson", "on": "lesson.completed", "points": 12}]}
+    with db.sessions() as session:
+        report = simulate(session, tenant.id, course_rules, course="course-1", since=None)
+    # Only course-1's events are replayed; its rule replaces the tenant's rule of the same id.
+    assert (report.events, report.players) == (4, 2)
+    assert [line for line in report.lines() if "(Ann)" in line] == [
+        f"player {report.changes[0].player_id} (Ann): XP 30 -> 36 (+6)"
+    ]
