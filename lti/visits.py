@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,6 +59,9 @@ class Visit:
     course_id: int | None
     inbox_ids: list[int]
     instructor: bool
+    # The rows themselves, held so the session's (weak) identity map keeps them: the page
+    # rendered after the visit reads them again without another SELECT.
+    rows: tuple[object, ...] = field(default=(), repr=False, compare=False)
 
 
 def upsert_course(
@@ -69,24 +72,26 @@ def upsert_course(
     context_id = context.get("id") if isinstance(context, dict) else None
     if not context_id:
         return None
-    # Insert-or-skip, then read: the first launches of a course arrive together (a class
-    # opening the same link), and two of them must not both try to create it.
-    session.execute(
-        upsert_ignore(session, LtiCourse),
-        [
-            {
-                "tenant_id": tenant_id,
-                "registration_id": registration_id,
-                "context_id": str(context_id),
-                "ags_enabled": False,
-            }
-        ],
+    context_id = str(context_id)
+    query = select(LtiCourse).where(
+        LtiCourse.registration_id == registration_id, LtiCourse.context_id == context_id
     )
-    course = session.scalars(
-        select(LtiCourse).where(
-            LtiCourse.registration_id == registration_id, LtiCourse.context_id == context_id
+    course = session.scalars(query).one_or_none()
+    if course is None:
+        # Insert-or-skip, then read: the first launches of a course arrive together (a class
+        # opening the same link), and two of them must not both try to create it.
+        session.execute(
+            upsert_ignore(session, LtiCourse),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "registration_id": registration_id,
+                    "context_id": context_id,
+                    "ags_enabled": False,
+                }
+            ],
         )
-    ).one()
+        course = session.scalars(query).one()
     course.title = context.get("title") or context.get("label") or course.title
     course.deployment_id = claims.get(CLAIM + "deployment_id") or course.deployment_id
     nrps = claims.get(NRPS_CLAIM) or {}
@@ -109,21 +114,24 @@ def upsert_member(
     locale: str | None,
     now: datetime,
 ) -> None:
-    session.execute(
-        upsert_ignore(session, LtiCourseMember),
-        [
-            {
-                "course_id": course.id,
-                "player_id": player_id,
-                "tenant_id": course.tenant_id,
-                "user_sub": sub,
-                "roles": roles,
-                "updated_at": now,
-            }
-        ],
-    )
     member = session.get(LtiCourseMember, (course.id, player_id))
-    assert member is not None
+    if member is None:
+        # Same race as the course: a roster sync and a launch may add the member together.
+        session.execute(
+            upsert_ignore(session, LtiCourseMember),
+            [
+                {
+                    "course_id": course.id,
+                    "player_id": player_id,
+                    "tenant_id": course.tenant_id,
+                    "user_sub": sub,
+                    "roles": roles,
+                    "updated_at": now,
+                }
+            ],
+        )
+        member = session.get(LtiCourseMember, (course.id, player_id))
+        assert member is not None
     member.user_sub = sub
     member.roles = roles
     member.locale = locale or member.locale
@@ -187,7 +195,12 @@ def record_visit(
         store_events(session, tenant_id, [(parse_event(event), event)], now, report)
     session.flush()
     return Visit(
-        launch_id, player_id, course.id if course else None, report.inbox_ids, is_instructor(roles)
+        launch_id,
+        player_id,
+        course.id if course else None,
+        report.inbox_ids,
+        is_instructor(roles),
+        (player, course),
     )
 
 
