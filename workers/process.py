@@ -50,6 +50,7 @@ from questline.models import (
     Tenant,
     XpLedger,
 )
+from webhooks.outbound import Outbound, outbound_for, record_many
 from workers.rulesets import active_rule_book
 
 log = logging.getLogger("questline.worker")
@@ -240,6 +241,7 @@ def apply_tenant_rows(
     ledger: list[dict[str, Any]] = []
     badges: list[dict[str, Any]] = []
     credits: list[Credit] = []
+    notes: list[Outbound] = []  # outbound webhook messages, written in this same transaction
     for row in sorted(rows, key=lambda r: (r.event.occurred_at, r.id)):
         if row.reapplied:
             continue
@@ -249,6 +251,9 @@ def apply_tenant_rows(
         zone = zones.get(pid) or tenant_zone
         decisions, states[pid] = evaluate(row.event, states[pid], rules, zone)
         for decision in decisions:
+            note = outbound_for(pid, row.event.id, decision)
+            if note is not None:
+                notes.append(note)
             if isinstance(decision, XpAwarded):
                 ledger.append(
                     {
@@ -293,6 +298,10 @@ def apply_tenant_rows(
                     )
                 )
             elif isinstance(decision, QuestCompleted):
+                quest = {"player_id": pid, "quest_id": decision.quest_id, "name": decision.name,
+                         "period": decision.period, "event_id": row.event.id}  # fmt: skip
+                key = f"quest:{pid}:{decision.quest_id}:{decision.period}"
+                notes.append(Outbound("quest.completed", quest, key))
                 log.info(
                     "quest completed",
                     extra={
@@ -325,6 +334,7 @@ def apply_tenant_rows(
     gained = _insert_ledger(session, ledger)
     if badges:
         session.execute(upsert_ignore(session, PlayerBadge), badges)
+    record_many(session, tenant_id, notes, now=now)
     apply_credits(session, tenant_id, credits)
     course_totals = _add_course_xp(session, tenant_id, ledger, gained)
 

@@ -211,3 +211,33 @@ def test_store_events_refuses_a_nul_an_adapter_let_through_and_keeps_the_rest(db
     assert [(r.index, r.id, r.errors[0]["field"]) for r in report.rejected] == [
         (0, "nul", "object.id")
     ]
+
+
+def test_awards_write_outbound_messages_in_their_transaction_once(db, tenant):
+    """Level and streak facts reach the outbox with the award; a re-run announces nothing new."""
+    from webhooks.models import WebhookOutbox
+    from webhooks.outbound import subscribe
+
+    with db.session() as session:
+        subscribe(
+            session, tenant.id, "https://hooks.example/q", ["level.reached", "streak.extended"]
+        )
+    day1 = [event(f"d1-{i}", at="2026-11-19T10:00:00Z") for i in range(15)]
+    ingest(db, tenant, *day1, event("d2", at="2026-11-20T10:00:00Z"))
+    process_batch(db, limit=100, max_attempts=3, retry_base_seconds=1)
+
+    def outbox() -> list[tuple[str, str]]:
+        with db.sessions() as session:
+            rows = session.execute(select(WebhookOutbox.event_type, WebhookOutbox.key))
+            return sorted((kind, key) for kind, key in rows)
+
+    first = outbox()
+    kinds = {kind for kind, _ in first}
+    assert kinds == {"level.reached", "streak.extended"}
+    assert [key for kind, key in first if kind == "streak.extended"] == [
+        key for key in (k for _, k in first) if key.endswith(":2026-11-20")
+    ]
+    with db.session() as session:  # at-least-once: the same rows come round again
+        session.execute(update(InboxEvent).values(status="pending"))
+    process_batch(db, limit=100, max_attempts=3, retry_base_seconds=1)
+    assert outbox() == first
