@@ -22,7 +22,7 @@ from credentials.models import IssuedCredential
 from credentials.multibase import ed25519_from_multikey
 from credentials.verify import VerificationResult, parse_input, recipient_matches, verify
 from questline.api import authenticate, ctx
-from questline.errors import NotFound, QuestlineError, ServiceUnavailable, Unprocessable
+from questline.errors import Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from questline.models import Player, PlayerBadge, Tenant
 
 bp = Blueprint("credentials", __name__)
@@ -98,10 +98,6 @@ def issue(player_id: int, award_id: int) -> Any:
     except KeyUnavailable as exc:
         raise _key_errors(exc) from exc
     return jsonify(body), 201
-
-
-class Forbidden(QuestlineError):
-    status, code = 403, "forbidden"
 
 
 @bp.get("/ob/me/badges/<int:award_id>/credential")

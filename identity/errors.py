@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from questline.errors import QuestlineError
+from questline.errors import Forbidden, QuestlineError
+
+__all__ = ["Conflict", "Forbidden", "SsoRejected"]
 
 
 class SsoRejected(QuestlineError):
@@ -12,12 +14,6 @@ class SsoRejected(QuestlineError):
         super().__init__(message)
         self.code = reason
         self.status = status
-
-
-class Forbidden(QuestlineError):
-    """Authenticated, but this role may not read or change that."""
-
-    status, code = 403, "forbidden"
 
 
 class Conflict(QuestlineError):

@@ -12,10 +12,18 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from questline import metrics
-from questline.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, Unprocessable
+from questline.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unprocessable,
+)
 from questline.ingest import IngestReport, store_events, validate_items
 from questline.leaderboards import UnknownBoard, validate_board
 from questline.repository import TenantRepository, player_json
+from questline.tenants import KEY_PREFIX
 from workers.context import Context
 
 log = logging.getLogger("questline.api")
@@ -26,14 +34,24 @@ def ctx() -> Context:
     return current_app.extensions["questline"]  # type: ignore[no-any-return]
 
 
-def authenticate() -> int:
-    """The tenant of the Bearer key, or 401."""
+def authenticate(scope: str = "questline:read") -> int:
+    """The caller's tenant, or 401/403: a tenant API key (full access), or a client-credentials
+    access token from the tenant's identity provider carrying ``scope`` (or questline:admin)."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         raise Unauthorized("send the tenant API key as 'Authorization: Bearer <key>'")
     with ctx().db.sessions() as session:
-        tenant_id = current_app.extensions["questline_keys"].tenant_for(session, key.strip())
+        if key.startswith(KEY_PREFIX):
+            tenant_id = current_app.extensions["questline_keys"].tenant_for(session, key)
+        else:
+            from identity.auth import _identity_state, validate_access_token
+
+            token = validate_access_token(session, key, _identity_state().oidc)
+            if not ({scope, "questline:admin"} & token.scopes):
+                raise Forbidden(f"this access token lacks the scope {scope}")
+            tenant_id = token.tenant_id
     if tenant_id is None:
         raise Unauthorized("unknown or revoked API key")
     g.tenant_id = tenant_id
@@ -68,7 +86,7 @@ def _read_items() -> tuple[list[Any], bool]:
 @bp.post("/events")
 def ingest() -> Any:
     started = time.perf_counter()
-    tenant_id = authenticate()
+    tenant_id = authenticate("questline:events")
     items, batch = _read_items()
     limit = ctx().settings.max_batch
     if len(items) > limit:

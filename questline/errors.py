@@ -41,6 +41,12 @@ class Unauthorized(QuestlineError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(QuestlineError):
+    """Authenticated, but not allowed to read or change that."""
+
+    status, code = 403, "forbidden"
+
+
 class NotFound(QuestlineError):
     status, code = 404, "not_found"
 

@@ -195,3 +195,28 @@ def test_client_credentials_token_refused_when_tampered_or_for_another_audience(
     assert response.status_code == 401
     garbage = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=10)
     assert garbage.status_code == 401
+
+
+def test_client_credentials_tokens_on_the_core_api(world: SsoWorld) -> None:
+    """CRMs and scripts may call ingest and the reads with the IdP's tokens, scope-checked."""
+    read = {"Authorization": f"Bearer {_cc_token(world, 'questline:read')}"}
+    board = requests.get(f"{world.base}/api/v1/leaderboards/tenant", headers=read, timeout=10)
+    assert board.status_code == 200, board.text
+    item = {
+        "id": "crm-1",
+        "source": "crm",
+        "type": "deal.won",
+        "actor": {"id": "owner-7"},
+        "occurred_at": "2026-11-20T10:00:00Z",
+    }
+    refused = requests.post(f"{world.base}/api/v1/events", json=item, headers=read, timeout=10)
+    assert refused.status_code == 403 and "questline:events" in refused.json()["message"]
+    events = {"Authorization": f"Bearer {_cc_token(world, 'questline:events')}"}
+    stored = requests.post(f"{world.base}/api/v1/events", json=item, headers=events, timeout=10)
+    assert stored.status_code == 202 and stored.json()["accepted"] == ["crm-1"]
+    garbage = requests.get(
+        f"{world.base}/api/v1/leaderboards/tenant",
+        headers={"Authorization": "Bearer not-a-token"},
+        timeout=10,
+    )
+    assert garbage.status_code == 401
