@@ -1,5 +1,6 @@
-"""Assignment and Grade Services: a learner's progress (XP toward the course's goal) posted as a
-score on a line item Questline creates, through an outbox delivered by a retrying job.
+"""Assignment and Grade Services: a learner's progress (XP, or the level reached, toward the
+course's goal) posted as a score on a line item Questline creates, through an outbox delivered
+by a retrying job.
 
 Optional per course: nothing is posted until an instructor turns it on with a goal. Rows are
 queued in a transaction (on a learner's launch, when grades are turned on, and by
@@ -38,13 +39,22 @@ LINE_ITEM_LABEL = "Questline progress"
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 
 
-def enable(session: Session, course: LtiCourse, goal_xp: int, now: datetime) -> int:
-    """Turn grade posting on for a course and queue every learner's current progress."""
+MEASURES = {"xp": "XP", "level": "level"}
+
+
+def enable(
+    session: Session, course: LtiCourse, goal_xp: int, now: datetime, measure: str = "xp"
+) -> int:
+    """Turn grade posting on for a course and queue every learner's current progress.
+    ``measure`` is what counts toward ``goal_xp``: XP earned, or the level reached."""
+    if measure not in MEASURES:
+        raise LtiRejected("invalid_choice", f"measure must be one of {', '.join(MEASURES)}")
     if goal_xp <= 0:
-        raise LtiRejected("invalid_choice", "the XP goal must be a positive number")
+        raise LtiRejected("invalid_choice", "the goal must be a positive number")
     if not course.ags_lineitems_url or SCORE_SCOPE not in (course.ags_scopes or []):
         raise LtiRejected("ags_unavailable", "the platform offers no grade service for this course")
     course.ags_enabled = True
+    course.ags_measure = measure
     course.ags_goal_xp = goal_xp
     return queue_progress(session, course, None, now)
 
@@ -57,7 +67,10 @@ def queue_progress(
         return 0
     query = (
         select(
-            LtiCourseMember.player_id, LtiCourseMember.user_sub, LtiCourseMember.roles, Player.xp
+            LtiCourseMember.player_id,
+            LtiCourseMember.user_sub,
+            LtiCourseMember.roles,
+            Player.level if course.ags_measure == "level" else Player.xp,
         )
         .join(Player, Player.id == LtiCourseMember.player_id)
         .where(LtiCourseMember.course_id == course.id)
@@ -67,8 +80,8 @@ def queue_progress(
     goal = float(course.ags_goal_xp)
     last = _last_scores(session, course.id)
     count = 0
-    for player_id, sub, roles, xp in session.execute(query):
-        score = (min(float(xp), goal), goal)
+    for player_id, sub, roles, progress in session.execute(query):
+        score = (min(float(progress), goal), goal)
         if is_instructor(roles) or last.get(player_id) == score:
             continue
         session.add(

@@ -126,7 +126,9 @@ class LtiCourse(Base):
     ags_scopes: Mapped[list[str] | None] = mapped_column(json_type())
     # Assignment and Grade Services are optional per course: an instructor turns them on.
     ags_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The XP a learner needs for full marks on Questline's line item.
+    # What is posted: "xp" (XP toward the goal) or "level" (level reached toward the goal).
+    ags_measure: Mapped[str] = mapped_column(String(16), default="xp", server_default="xp")
+    # The goal in that measure's unit (XP, or a level) that earns full marks on the line item.
     ags_goal_xp: Mapped[int | None] = mapped_column(Integer)
     roster_synced_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())

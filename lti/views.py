@@ -257,8 +257,9 @@ def deep_link_choice(launch_id: str) -> ResponseReturnValue:
 def enable_grades(launch_id: str) -> ResponseReturnValue:
     """An instructor turns on grade posting for the course of their (recent) launch."""
     raw_goal = request.form.get("goal_xp", "")
+    measure = request.form.get("measure", "xp")
     if not raw_goal.isdigit():
-        raise LtiRejected("invalid_choice", "the XP goal must be a whole number")
+        raise LtiRejected("invalid_choice", "the goal must be a whole number")
     now = datetime.now(UTC)
     with ctx().db.session() as session:
         record = _recent_launch(session, launch_id, now)
@@ -267,9 +268,11 @@ def enable_grades(launch_id: str) -> ResponseReturnValue:
         course = session.get(LtiCourse, record.course_id) if record.course_id else None
         if course is None:
             raise LtiRejected("ags_unavailable", "this launch was not in a course")
-        queued = grades.enable(session, course, int(raw_goal), now)
+        queued = grades.enable(session, course, int(raw_goal), now, measure)
     _after_commit("post scores", lambda: jobs.wake_scores(ctx()), queued > 0)
-    return render_template("lti/grades_on.html", goal=int(raw_goal), queued=queued)
+    return render_template(
+        "lti/grades_on.html", goal=int(raw_goal), unit=grades.MEASURES[measure], queued=queued
+    )
 
 
 def _recent_launch(session: Session, launch_id: str, now: datetime) -> LtiLaunch:

@@ -203,3 +203,27 @@ def test_scheduled_roster_and_grades_commands(lti_world: LtiWorld, monkeypatch) 
     assert sorted(s["userId"] for s in platform.scores) == ["learner-1", "learner-2"]
     again = runner.invoke(main, ["lti", "grades", "sync"])
     assert "queued 0; sent 0" in again.output  # unchanged progress is not posted twice
+
+
+def test_the_level_reached_can_be_the_grade(lti_world: LtiWorld) -> None:
+    platform = lti_world.platform
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    with lti_world.db.session() as session:
+        session.execute(
+            update(Player).where(Player.tenant_id == lti_world.tenant_id).values(xp=900, level=3)
+        )
+    browser = lti_world.browser()
+    page = platform.launch(browser, platform.users["teacher-1"])
+    action = re.search(r'action="([^"]*/lti/grades/[^"]+)"', page.text)
+    assert action is not None and 'name="measure"' in page.text
+    url = urljoin(lti_world.tool_url, action.group(1))
+    bad = browser.post(url, data={"goal_xp": "5", "measure": "karma"})
+    assert bad.status_code == 400 and "invalid_choice" in bad.text
+    answer = browser.post(url, data={"goal_xp": "5", "measure": "level"})
+    assert answer.status_code == 200, answer.text
+    assert _deliver(lti_world, datetime.now(UTC)).sent == 1  # type: ignore[attr-defined]
+    [score] = platform.scores
+    assert (score["scoreGiven"], score["scoreMaximum"]) == (3.0, 5.0)
+    with lti_world.db.sessions() as session:
+        course = session.get(LtiCourse, _course(lti_world).id)
+        assert course is not None and course.ags_measure == "level"
