@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from questline.api import ctx
 from questline.awards import player_badges, revoke_badge
-from questline.errors import BadRequest, NotFound, QuestlineError
+from questline.errors import BadRequest, Forbidden, NotFound, QuestlineError
 from questline.models import Player, PlayerBadge, PlayerCourseStats
 from questline.repository import TenantRepository
 from widgets.signing import EmbedGrant
-from widgets.views import Forbidden, grant_from_request
+from widgets.views import grant_from_request
 from workers.rulesets import active_rules
 
 bp = Blueprint("instructor", __name__, url_prefix="/widgets/instructor")

@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect,
 from flask_babel import Babel
 
 from questline.api import authenticate, ctx
-from questline.errors import BadRequest, NotFound, QuestlineError, Unprocessable
+from questline.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from questline.repository import TenantRepository
 from widgets import data, nudges, render
 from widgets.signing import (
@@ -47,10 +47,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 QUERY_KEYS = ("board", "window", "limit", "neighbours", "anonymise", "items", "poll")
-
-
-class Forbidden(QuestlineError):
-    status, code = 403, "forbidden"
 
 
 def _locale() -> str | None:
