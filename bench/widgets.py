@@ -42,6 +42,7 @@ from pathlib import Path
 
 import psycopg
 import redis
+import sqlalchemy.exc
 
 # Run as ``python bench/widgets.py``, this folder comes first on sys.path and its bench modules
 # (``bench/webhooks.py``) would shadow the project's packages of the same name.
@@ -136,12 +137,14 @@ def seed(players: int) -> tuple[int, list[int]]:
 def reuse(players: int) -> tuple[int, list[int]] | None:
     """The tenant and players of an earlier seed of the same size, with its boards, if present."""
     from questline.leaderboards import Leaderboards
+    from questline.migrate import upgrade
 
     try:
+        upgrade(URL)  # a database seeded before a newer migration gets its tables
         with psycopg.connect(URL) as conn:
             tenant_id = conn.execute("SELECT id FROM tenants WHERE name = 'bench'").fetchone()[0]
             ids = [r[0] for r in conn.execute("SELECT id FROM players ORDER BY id")]
-    except (psycopg.Error, TypeError):
+    except (psycopg.Error, TypeError, sqlalchemy.exc.SQLAlchemyError):
         return None
     client = redis.Redis.from_url(REDIS_URL)
     if len(ids) != players or not client.zcard(
