@@ -8,8 +8,10 @@ from credentials import models as credential_models  # noqa: F401  (issue 9's ta
 from identity import models as identity_models  # noqa: F401  (issue 8's tables)
 from lti import models as lti_models  # noqa: F401  (issue 5's tables)
 from questline import league_models as league_tables  # noqa: F401  (issue 4's tables)
-from questline import models  # noqa: F401  (registers the tables on Base.metadata)
-from questline import rules_models  # noqa: F401  (issue 3's currency and quest tables)
+from questline import (
+    models,  # noqa: F401  (registers the tables on Base.metadata)
+    rules_models,  # noqa: F401  (issue 3's currency and quest tables)
+)
 from questline.db import Base, make_engine
 from webhooks import models as webhook_models  # noqa: F401  (issue 6's tables)
 from widgets import models as widget_models  # noqa: F401  (issue 7's table)
