@@ -144,7 +144,8 @@ def launch() -> ResponseReturnValue:
         lambda: jobs.request_roster_sync(ctx(), visit.course_id or 0),
         sync_roster,
     )
-    return page
+    # A widget reads the player through its own session: render it once the launch committed.
+    return page() if callable(page) else page
 
 
 def _after_commit(what: str, action: Callable[[], None], wanted: bool) -> None:
@@ -158,7 +159,7 @@ def _after_commit(what: str, action: Callable[[], None], wanted: bool) -> None:
 
 def _page_for(
     session: Session, tenant_id: int, visit: Any, claims: dict[str, Any]
-) -> ResponseReturnValue:
+) -> ResponseReturnValue | Callable[[], str]:
     message_type = claims.get(CLAIM + "message_type")
     roles = claims.get(CLAIM + "roles") or []
     if message_type == "LtiDeepLinkingRequest":
@@ -183,8 +184,18 @@ def _page_for(
         ).all()
         rules = active_rules(session, tenant_id)
         course = session.get(LtiCourse, visit.course_id)
+        from widgets.render import instructor_url
+
+        locale = claims.get("locale") if isinstance(claims.get("locale"), str) else "en"
+        dashboard_url = instructor_url(
+            tenant_id,
+            course=course.context_id if course else None,
+            locale=locale[:2].lower(),
+            viewer=visit.player_id,
+        )
         return render_template(
             "lti/instructor.html",
+            dashboard_url=dashboard_url,
             course_title=course_title,
             course=course,
             launch_id=visit.launch_id,
@@ -207,9 +218,24 @@ def learner_page(
     player_id: int,
     choice: WidgetChoice,
     claims: dict[str, Any],
-) -> ResponseReturnValue:
-    """What a learner sees inside the LMS. Until the widgets issue renders ``choice.widget``
-    itself, every widget is the player's own level, XP and streak under the widget's title."""
+) -> ResponseReturnValue | Callable[[], str]:
+    """What a learner sees inside the LMS: the deep-linked widget, rendered by ``widgets`` in
+    the launch's locale for the launch's course. A widget ``widgets`` does not render (quests)
+    falls back to the player's own level, XP and streak under the widget's title."""
+    from widgets.render import WIDGETS as RENDERED
+    from widgets.render import render_widget
+
+    if choice.widget in RENDERED:
+        context = claims.get(CLAIM + "context")
+        course = context.get("id") if isinstance(context, dict) else None
+        locale = claims.get("locale") if isinstance(claims.get("locale"), str) else "en"
+        params = {
+            "window": choice.window,
+            "anonymise": "1" if choice.anonymise else "0",
+            "locale": locale,
+            "course": str(course) if course else None,
+        }
+        return lambda: render_widget(choice.widget, tenant_id, player_id, params)
     player = session.get(Player, player_id)
     assert player is not None and player.tenant_id == tenant_id
     curve = active_rules(session, tenant_id).levels

@@ -22,6 +22,7 @@ def create_app(
     from questline.errors import register_error_handlers
     from questline.ops import bp as ops_bp
     from questline.rules_api import bp as rules_api_bp
+    from questline.sessions import QuestlineSessionInterface
     from questline.tenants import KeyCache
     from widgets.pages import bp as widgets_bp
     from workers.context import Context, build_context
@@ -35,6 +36,7 @@ def create_app(
         QUESTLINE_DEMO_TENANT=demo_tenant,
     )
     app.extensions["questline"] = ctx
+    app.session_interface = QuestlineSessionInterface()
     app.extensions["questline_keys"] = KeyCache()
     register_error_handlers(app)
     app.register_blueprint(api_bp)

@@ -212,3 +212,20 @@ def test_a_nul_character_is_rejected_by_field_and_spares_the_rest(client, tenant
     single = client.post("/api/v1/events", json=bad, headers=tenant.auth)
     assert single.status_code == 422 and "actor.name" in single.get_json()["message"]
     assert inbox_count(db, tenant.id) == 1
+
+
+def test_machine_endpoints_get_a_null_session_and_browser_pages_a_real_one(app):
+    from flask.sessions import NullSession, SecureCookieSession
+
+    interface = app.session_interface
+    for path, kind in [
+        ("/api/v1/events", NullSession),
+        ("/webhooks/abc", NullSession),
+        ("/api/v1/players/1", SecureCookieSession),
+        ("/lti/launch", SecureCookieSession),
+    ]:
+        with app.test_request_context(path):
+            from flask import request
+
+            opened = interface.open_session(app, request)
+            assert type(opened) is kind, path

@@ -68,8 +68,30 @@ def test_learner_launch_of_the_created_link_shows_that_widget(lti_world: LtiWorl
     platform.custom = {"widget": "streak", "window": "all_time", "anonymise": "false"}
     page = platform.launch(lti_world.browser(), platform.users["learner-1"])
     assert page.status_code == 200
-    assert "<h1>Streak</h1>" in page.text
-    assert 'data-widget="streak" data-window="all_time"' in page.text
+    assert '<h1 id="st-title">Streak</h1>' in page.text  # the widgets package renders it
+    platform.custom = {"widget": "leaderboard", "window": "week", "anonymise": "true"}
+    board = platform.launch(lti_world.browser(), platform.users["learner-1"])
+    assert board.status_code == 200
+    # The board of the launch's own course, for the window the link asked for.
+    assert "This week" in board.text and f"· {platform.context_id}" in board.text
+    platform.custom = {"widget": "quests"}
+    quests = platform.launch(lti_world.browser(), platform.users["learner-1"])
+    assert 'data-widget="quests"' in quests.text  # no quests widget yet: the LTI summary page
+
+
+def test_instructor_page_links_to_the_signed_roster_dashboard(lti_world: LtiWorld) -> None:
+    import re
+
+    platform = lti_world.platform
+    browser = lti_world.browser()
+    page = platform.launch(browser, platform.users["teacher-1"])
+    link = re.search(r'id="roster-dashboard" href="([^"]+)"', page.text)
+    assert link is not None
+    url = urljoin(lti_world.tool_url, link.group(1).replace("&amp;", "&"))
+    dashboard = browser.get(url)
+    assert dashboard.status_code == 200, dashboard.text
+    forged = browser.get(url.replace("token=", "token=x"))
+    assert forged.status_code == 403
 
 
 def test_the_launch_widget_seam_is_lenient_with_hand_made_links() -> None:
