@@ -340,3 +340,29 @@ def test_verify_page_checks_the_recipient_and_shows_each_outcome(
     )
     page = client.post("/ob/verify", data={"credential": document})
     assert 'data-status="revoked"' in page.get_data(as_text=True)
+
+
+def test_the_badge_shelf_links_the_learners_downloads(client, tenant, award) -> None:
+    """Issue 9: learners download their credential (JSON and baked PNG) from the badge shelf."""
+    import html
+    import re
+
+    from widgets.signing import EmbedGrant, sign
+
+    player_id, award_id = award
+    token = sign(
+        client.application.config["SECRET_KEY"], EmbedGrant(tenant.id, player_id), ttl_seconds=600
+    )
+    shelf = client.get(f"/widgets/badges?token={token}")
+    assert shelf.status_code == 200
+    links = [
+        html.unescape(href)
+        for href in re.findall(r'href="([^"]*/ob/me/badges/[^"]+)"', shelf.get_data(as_text=True))
+    ]
+    assert [link.split("?")[0] for link in links] == [
+        f"/ob/me/badges/{award_id}/credential.json",
+        f"/ob/me/badges/{award_id}/credential.png",
+    ]
+    as_json = client.get(links[0])
+    assert verify_json(client, as_json.get_json(force=True))["status"] == "valid"
+    assert client.get(links[1]).mimetype == "image/png"
