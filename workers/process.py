@@ -34,6 +34,7 @@ from engine.decisions import (
 from engine.evaluate import PlayerState, evaluate
 from engine.events import ActivityEvent, Actor, InvalidEvent, parse_event
 from engine.streaks import Streak
+from identity.models import PlayerMerge
 from identity.players import actor_key, resolve_players
 from questline import metrics
 from questline.bulk import insert_ignore_returning
@@ -234,6 +235,7 @@ def apply_tenant_rows(
     tenant_zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id)) or "UTC"
     player_of = {row.id: players[actor_key(row.event.actor)] for row in rows}
     loaded = _load_states(session, sorted(set(player_of.values())), postgres)
+    _refuse_merged(session, tenant_id, list(loaded))
     before = {pid: state for pid, (state, _zone) in loaded.items()}
     states = dict(before)
     zones = {pid: zone for pid, (_state, zone) in loaded.items()}
@@ -374,6 +376,27 @@ def apply_tenant_rows(
     for (course, pid), xp in course_totals.items():
         boards.setdefault((tenant_id, course_board(course)), {})[pid] = xp
     return boards
+
+
+class PlayerMerged(RuntimeError):
+    """A player this batch resolved was merged into another before its row lock was granted.
+
+    The rows fail this attempt and are retried with backoff; by then the actor's identity leads
+    to the surviving player, so nothing is written to the merged-away one."""
+
+
+def _refuse_merged(session: Session, tenant_id: int, player_ids: list[int]) -> None:
+    """Checked after the player rows are locked: a merge that committed before our lock is
+    visible now (READ COMMITTED), and one that starts later waits for our transaction."""
+    if not player_ids:
+        return
+    merged = session.scalars(
+        select(PlayerMerge.source_player_id).where(
+            PlayerMerge.tenant_id == tenant_id, PlayerMerge.source_player_id.in_(player_ids)
+        )
+    ).all()
+    if merged:
+        raise PlayerMerged(f"players {sorted(merged)} were merged into others; retrying")
 
 
 def _insert_ledger(session: Session, ledger: list[dict[str, Any]]) -> dict[int, dict[str, int]]:

@@ -241,3 +241,51 @@ def test_awards_write_outbound_messages_in_their_transaction_once(db, tenant):
         session.execute(update(InboxEvent).values(status="pending"))
     process_batch(db, limit=100, max_attempts=3, retry_base_seconds=1)
     assert outbox() == first
+
+
+def test_a_row_resolved_to_a_player_merged_meanwhile_is_retried_onto_the_survivor(
+    db, tenant, monkeypatch
+):
+    """Issue 8's merge race: a worker resolves actor a -> player A, an admin merges A into B
+    and commits, then the worker gets A's row lock. It must write nothing to A."""
+    import workers.process as process
+    from identity.merge import merge_players
+
+    ingest(db, tenant, event("a-1", actor="a"), event("b-1", actor="b"))
+    process_batch(db, limit=100, max_attempts=3, retry_base_seconds=1)
+    with db.sessions() as session:
+        from questline.models import PlayerIdentity
+
+        found = session.execute(select(PlayerIdentity.value, PlayerIdentity.player_id))
+        ids = {value: pid for value, pid in found}
+    a, b = ids["a"], ids["b"]
+    ingest(db, tenant, event("a-2", actor="a"))
+    real_resolve = process._resolve
+
+    def resolve_then_merge(database, session, by_tenant):
+        stale = real_resolve(database, session, by_tenant)  # a -> A, as before the merge
+        with db.session() as admin:
+            merge_players(admin, tenant.id, a, b, "admin:test")
+        return stale
+
+    monkeypatch.setattr(process, "_resolve", resolve_then_merge)
+    now = datetime.now(UTC)
+    first = process_batch(db, limit=100, max_attempts=3, retry_base_seconds=1, now=now)
+    assert (first.applied, first.failed) == (0, 1)
+    monkeypatch.setattr(process, "_resolve", real_resolve)
+    later = now + timedelta(minutes=5)
+    assert (
+        process_batch(db, limit=100, max_attempts=3, retry_base_seconds=1, now=later).applied == 1
+    )
+    with db.sessions() as session:
+        owners = {
+            key: pid
+            for key, pid in session.execute(
+                select(InboxEvent.event_key, InboxEvent.player_id).where(
+                    InboxEvent.tenant_id == tenant.id
+                )
+            )
+        }
+        xp = {pid: value for pid, value in session.execute(select(Player.id, Player.xp))}
+    assert owners["a-2"] == b
+    assert xp[b] == 30  # b-1, and a-1 moved by the merge, and a-2 applied to the survivor
