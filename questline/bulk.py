@@ -50,3 +50,38 @@ def insert_ignore_returning(
     sql = _statement(table, columns, returning, conn.dialect)
     document = json.dumps(rows, separators=(",", ":"), default=_default)
     return [tuple(r) for r in conn.exec_driver_sql(sql, (document,))]
+
+
+@lru_cache(maxsize=64)
+def _update_statement(
+    table: Table, columns: tuple[str, ...], key: str, increments: frozenset[str], dialect: Dialect
+) -> str:
+    quote = dialect.identifier_preparer.quote
+    spec = ", ".join(f"{quote(c)} {table.c[c].type.compile(dialect=dialect)}" for c in columns)
+    sets = ", ".join(
+        f"{quote(c)} = t.{quote(c)} + u.{quote(c)}"
+        if c in increments
+        else f"{quote(c)} = u.{quote(c)}"
+        for c in columns
+        if c != key
+    )
+    return (
+        f"UPDATE {quote(table.name)} AS t SET {sets} "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS u({spec}) WHERE t.{quote(key)} = u.{quote(key)}"
+    )
+
+
+def update_rows(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    key: str = "id",
+    increments: frozenset[str] = frozenset(),
+) -> None:
+    """UPDATE many rows, each to its own values, in one statement (PostgreSQL only). Columns in
+    ``increments`` are added to instead of set. Every row must have the same keys."""
+    if not rows:
+        return
+    sql = _update_statement(table, tuple(rows[0]), key, increments, conn.dialect)
+    conn.exec_driver_sql(sql, (json.dumps(rows, separators=(",", ":"), default=_default),))

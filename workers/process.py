@@ -37,7 +37,7 @@ from engine.streaks import Streak
 from identity.models import PlayerMerge
 from identity.players import actor_key, resolve_players
 from questline import metrics
-from questline.bulk import insert_ignore_returning
+from questline.bulk import insert_ignore_returning, update_rows
 from questline.currency import Credit, apply_credits
 from questline.db import Database
 from questline.ingest import upsert_ignore
@@ -358,19 +358,20 @@ def apply_tenant_rows(
             }
         )
     _bulk_update_players(session, updates, rows, player_of)
-    session.execute(
-        update(InboxEvent),
-        [
-            {
-                "id": row.id,
-                "status": "applied",
-                "processed_at": now,
-                "player_id": player_of[row.id],
-                "last_error": None,
-            }
-            for row in rows
-        ],
-    )
+    applied = [
+        {
+            "id": row.id,
+            "status": "applied",
+            "processed_at": now,
+            "player_id": player_of[row.id],
+            "last_error": None,
+        }
+        for row in rows
+    ]
+    if postgres:  # one statement instead of one UPDATE per row
+        update_rows(session.connection(), InboxEvent.__table__, applied)
+    else:
+        session.execute(update(InboxEvent), applied)
     # Boards list players with XP, as reconcile rebuilds them from the ledger.
     boards: BoardWrites = {(tenant_id, "tenant"): {u["id"]: u["xp"] for u in updates if u["xp"]}}
     for (course, pid), xp in course_totals.items():
@@ -451,10 +452,15 @@ def _add_course_xp(
 def _bulk_update_players(
     session: Session, updates: list[dict[str, Any]], rows: list[Claimed], player_of: dict[int, int]
 ) -> None:
-    """One executemany UPDATE for every touched player (psycopg pipelines it)."""
+    """Every touched player in one UPDATE (PostgreSQL) or one executemany (SQLite)."""
     counts: dict[int, int] = defaultdict(int)
     for row in rows:
         counts[player_of[row.id]] += 1
+    if session.get_bind().dialect.name == "postgresql":
+        values = [{**u, "events_applied": counts[u["id"]]} for u in updates]
+        increments = frozenset({"events_applied"})
+        update_rows(session.connection(), Player.__table__, values, increments=increments)
+        return
     stmt = (
         update(Player.__table__)
         .where(Player.__table__.c.id == bindparam("pid"))
