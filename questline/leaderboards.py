@@ -58,21 +58,7 @@ class Leaderboards:
         With ``around``, the page is centred on that player; otherwise it is the top ``limit``.
         Ranks are 1-based; ties share the order Redis gives them (by member).
         """
-        key = self.key(tenant_id, board)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(key)
-        if around is not None:
-            pipe.zrevrank(key, str(around))
-        total, *rest = pipe.execute()
-        my_rank = rest[0] if rest else None
-        start = 0
-        if my_rank is not None:
-            start = max(0, min(my_rank - limit // 2, max(total - limit, 0)))
-        rows = self.client.zrevrange(key, start, start + limit - 1, withscores=True)
-        entries = [
-            (start + i + 1, int(member), int(score)) for i, (member, score) in enumerate(rows)
-        ]
-        return entries, int(total), (my_rank + 1 if my_rank is not None else None)
+        return page_of(self.client, self.key(tenant_id, board), limit=limit, around=around)
 
     def read_all(self, tenant_id: int) -> dict[str, dict[int, int]]:
         """Every board of a tenant as {board: {player: xp}}; used by reconcile to measure drift."""
@@ -103,3 +89,22 @@ class Leaderboards:
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def page_of(
+    client: Any, key: str, *, limit: int, around: int | None = None
+) -> tuple[list[tuple[int, int, int]], int, int | None]:
+    """One page of a sorted set, best first: the top ``limit``, or ``limit`` rows centred on
+    ``around``; with the set's size and ``around``'s 1-based rank. Shared by every board."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zcard(key)
+    if around is not None:
+        pipe.zrevrank(key, str(around))
+    total, *rest = pipe.execute()
+    my_rank = rest[0] if rest else None
+    start = 0
+    if my_rank is not None:
+        start = max(0, min(my_rank - limit // 2, max(total - limit, 0)))
+    rows = client.zrevrange(key, start, start + limit - 1, withscores=True)
+    entries = [(start + i + 1, int(member), int(score)) for i, (member, score) in enumerate(rows)]
+    return entries, int(total), (my_rank + 1 if my_rank is not None else None)

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from engine.leagues import WindowKind
+from questline.leaderboards import page_of
 
 # How long a key outlives the start of its window: long enough to read last week's final table.
 TTL_SECONDS: dict[str, int] = {
@@ -117,15 +118,4 @@ class LeagueStore:
         on ``around`` ("10 around me").
         """
         key = self.window_key(tenant_id, kind, period, board)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(key)
-        if around is not None:
-            pipe.zrevrank(key, str(around))
-        total, *rest = pipe.execute()
-        my_rank = rest[0] if rest else None
-        start = 0
-        if my_rank is not None:
-            start = max(0, min(my_rank - limit // 2, max(total - limit, 0)))
-        rows = self.client.zrevrange(key, start, start + limit - 1, withscores=True)
-        entries = [(start + i + 1, int(m), int(s)) for i, (m, s) in enumerate(rows)]
-        return entries, int(total), (my_rank + 1 if my_rank is not None else None)
+        return page_of(self.client, key, limit=limit, around=around)
