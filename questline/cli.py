@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +98,53 @@ def scheduler(once: bool) -> None:
     settings = _settings()
     _setup_logging(settings)
     ctx = build_context(settings)
+    last_run: dict[str, float] = {}
     while True:
         due = sweep(ctx)
         if due:
             log.info("sweep woke workers", extra={"due": due})
         _close_league_weeks(ctx)  # issue 4: weekly league close
         __import__("webhooks.jobs").jobs.wake_delivery(ctx)  # issue 6: outbound webhooks
+        _every(last_run, "lti roster sync", settings.lti_roster_sync_seconds, _lti_roster_sync, ctx)
+        _every(last_run, "lti grades sync", settings.lti_grades_sync_seconds, _lti_grades_sync, ctx)
         if once:
             click.echo(f"{due} inbox rows due")
             return
         time.sleep(settings.sweep_interval_seconds)
+
+
+def _every(last_run: dict[str, float], name: str, seconds: int, task: Any, ctx: Any) -> None:
+    """Run ``task`` at most once per ``seconds`` (0 = never); a failure is logged, not fatal,
+    so one unreachable LMS never stops the sweep that keeps events moving."""
+    now = time.monotonic()
+    if seconds <= 0 or now - last_run.get(name, -float("inf")) < seconds:
+        return
+    last_run[name] = now
+    try:
+        task(ctx)
+    except Exception:
+        log.error("scheduled task failed", exc_info=True, extra={"task": name})
+
+
+def _lti_roster_sync(ctx: Any) -> None:
+    from lti.roster import sync_all
+
+    for line in sync_all(ctx.db, ctx.settings.secret_key, datetime.now(UTC), None):
+        log.info("lti roster sync", extra={"result": line})
+
+
+def _lti_grades_sync(ctx: Any) -> None:
+    from lti.grades import deliver_due, queue_all
+    from lti.keys import SigningKeyCache
+
+    now = datetime.now(UTC)
+    with ctx.db.session() as session:
+        queued = queue_all(session, now)
+    stats = deliver_due(ctx.db, ctx.settings, SigningKeyCache(ctx.settings.secret_key), now)
+    log.info(
+        "lti grades sync",
+        extra={"queued": queued, "sent": stats.sent, "retrying": stats.retried, "dead": stats.dead},
+    )
 
 
 def _close_league_weeks(ctx: Any) -> None:

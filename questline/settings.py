@@ -105,6 +105,9 @@ class Settings:
     public_url: str | None = None
     # Seconds a platform's LTI key set (JWKS) is cached before it is fetched again.
     lti_jwks_cache_seconds: int = 3600
+    # How often `questline scheduler` syncs LTI rosters (NRPS) and posts grades (AGS); 0 = never.
+    lti_roster_sync_seconds: int = 3600
+    lti_grades_sync_seconds: int = 900
 
     @property
     def embedded(self) -> bool:
@@ -137,6 +140,8 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "webhook_max_body_bytes": _int,
     "public_url": _optional,
     "lti_jwks_cache_seconds": _int,
+    "lti_roster_sync_seconds": _int,
+    "lti_grades_sync_seconds": _int,
 }
 
 _POSITIVE = {

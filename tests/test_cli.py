@@ -148,3 +148,27 @@ def test_json_logs(capsys):
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["msg"] == "hello" and line["tenant_id"] == 7 and line["event_id"] == "e1"
     assert line["level"] == "info"
+
+
+def test_scheduler_runs_the_lti_syncs_on_their_own_intervals(sqlite_env, monkeypatch):
+    """NRPS roster and AGS grade syncs run from `questline scheduler`, each at most once per
+    its interval, and a failing one is logged without stopping the scheduler."""
+    import questline.cli as cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "_lti_roster_sync", lambda ctx: calls.append("roster"))
+    monkeypatch.setattr(cli, "_lti_grades_sync", lambda ctx: calls.append("grades"))
+    run("db", "upgrade")
+    assert run("scheduler", "--once").exit_code == 0
+    assert calls == ["roster", "grades"]
+
+    last: dict[str, float] = {}
+    cli._every(last, "x", 3600, lambda ctx: calls.append("x"), None)
+    cli._every(last, "x", 3600, lambda ctx: calls.append("x"), None)  # not due yet
+    cli._every(last, "off", 0, lambda ctx: calls.append("off"), None)  # 0 = never
+
+    def boom(ctx):
+        raise RuntimeError("LMS unreachable")
+
+    cli._every(last, "boom", 60, boom, None)  # logged, not raised
+    assert calls == ["roster", "grades", "x"]
