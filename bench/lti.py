@@ -30,10 +30,8 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -41,29 +39,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-import psycopg
+from common import QUESTLINE, free_port, fresh_database, percentile, service_env, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DB_NAME = "questline_bench_lti"
+PREFIX = "qlbenchlti"  # Redis key prefix and RQ queue of this benchmark
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/11"  # db 11: no other bench uses (or flushes) it
 CLIENT_ID = "bench-client"
 DEPLOYMENT = "bench-deployment"
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 100)) - 1))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_jwks(jwks: dict[str, Any]) -> tuple[str, list[int], Any]:
@@ -206,14 +194,9 @@ def main() -> int:
     trips -= trips % args.clients  # every client makes the same number of round trips
     seconds = args.seconds or (3.0 if args.quick else 10.0)
 
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = f"{PG}/{DB_NAME}"
-    env = {**os.environ, "QUESTLINE_DATABASE_URL": url, "QUESTLINE_REDIS_URL": REDIS,
-           "QUESTLINE_REDIS_PREFIX": "qlbenchlti", "QUESTLINE_QUEUE_NAME": "qlbenchlti",
-           "QUESTLINE_LOG_LEVEL": "WARNING", "QUESTLINE_SECRET_KEY": "bench"}  # fmt: skip
-    questline = str(ROOT / ".venv" / "bin" / "questline")
+    url = fresh_database(DB_NAME)
+    env = service_env(url, REDIS, PREFIX)
+    questline = QUESTLINE
     subprocess.run([questline, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([questline, "lti", "keys", "rotate"], env=env, check=True, capture_output=True)
     import redis
@@ -248,22 +231,10 @@ def main() -> int:
 
     port = free_port()
     tool = f"http://127.0.0.1:{port}"
-    logdir = Path(tempfile.mkdtemp(prefix="questline-bench-lti-"))
-    server = subprocess.Popen(
-        [questline, "serve", "--port", str(port), "--workers", str(args.web_workers)],
-        env=env, stdout=(logdir / "serve.log").open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    server, logdir = start_serve(env, port, args.web_workers, "lti")
     shared = (port, issuer, key, jwk["kid"], tool)
     failed = False
     try:
-        for _ in range(100):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(1.0)
         run("closed", shared, 100, args.clients, 0)  # warm: imports, pools, JWKS
         ok, lats, elapsed, failures = run("closed", shared, trips, args.clients, 0)
         closed = {

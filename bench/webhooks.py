@@ -28,33 +28,22 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from common import QUESTLINE, free_port, fresh_database, percentile, service_env, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DB_NAME = "questline_bench_webhooks"
+PREFIX = "qlbenchwh"  # Redis key prefix and RQ queue of this benchmark
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/12"  # db 12: no other bench uses (or flushes) it
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 100)) - 1))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ticks(pid: int) -> int:
@@ -195,14 +184,9 @@ def main() -> int:
     total = args.requests or (1000 if args.quick else 10000)
     seconds = args.seconds or (3.0 if args.quick else 10.0)
 
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = f"{PG}/{DB_NAME}"
-    env = {**os.environ, "QUESTLINE_DATABASE_URL": url, "QUESTLINE_REDIS_URL": REDIS,
-           "QUESTLINE_REDIS_PREFIX": "qlbenchwh", "QUESTLINE_QUEUE_NAME": "qlbenchwh",
-           "QUESTLINE_LOG_LEVEL": "WARNING", "QUESTLINE_SECRET_KEY": "bench"}  # fmt: skip
-    questline = str(ROOT / ".venv" / "bin" / "questline")
+    url = fresh_database(DB_NAME)
+    env = service_env(url, REDIS, PREFIX)
+    questline = QUESTLINE
     subprocess.run([questline, "db", "upgrade"], env=env, check=True, capture_output=True)
     import redis
 
@@ -222,21 +206,10 @@ def main() -> int:
     db.dispose()
 
     port = free_port()
-    logdir = Path(tempfile.mkdtemp(prefix="questline-bench-webhooks-"))
-    server = subprocess.Popen(
-        [questline, "serve", "--port", str(port), "--workers", str(args.web_workers)],
-        env=env, stdout=(logdir / "serve.log").open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    server, logdir = start_serve(env, port, args.web_workers, "webhooks")
+    print(f"server log: {logdir}/serve.log", flush=True)
     results: dict[str, Any] = {}
     try:
-        for _ in range(100):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(1.0)
         acked = 0
         for kind, (public_id, secret) in kinds.items():
             path = f"/webhooks/{public_id}"
