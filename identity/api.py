@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from identity.auth import Principal, can_read_player, principal, require_json_for_session_writes
 from identity.config import config_json, configure_sso, sso_config
+from identity.courses import course_roster
 from identity.errors import Forbidden
 from identity.linking import audit, identities_json, link_identity, unlink_identity
 from identity.merge import merge_players
@@ -83,6 +84,21 @@ def player_identities(player_id: int) -> Any:
         if who.admin or who.player_id == player_id:
             out["identities"] = identities_json(session, who.tenant_id, player_id)
     return jsonify(out)
+
+
+@bp.get("/identity/courses/<path:course>/players")
+def course_players(course: str) -> Any:
+    """An instructor's class list: the course's players (XP earned in it, or on its LMS roster)
+    with their course XP and level. Instructors of that course and admins only; the 403 comes
+    before any lookup, so it says nothing about whether the course exists."""
+    who = principal()
+    if not (who.admin or course in who.courses):
+        raise Forbidden("you may list only the players of courses you teach")
+    with ctx().db.sessions() as session:
+        players = course_roster(session, who.tenant_id, course)
+    if not players and course not in who.courses:  # an admin asking about an unknown course
+        raise NotFound(f"no course {course!r} with players in this tenant")
+    return jsonify({"course": course, "players": players})
 
 
 @bp.get("/identity/sso")

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 from identity.errors import Forbidden, SsoRejected
 from identity.models import PlayerMerge, PlayerRole, SsoConfig
 from identity.oidc import OidcClientCache, audiences, check_times, verify_jwt
+from identity.roles import is_course_staff
+from lti.models import LtiCourse, LtiCourseMember
 from questline.errors import NotFound, Unauthorized
 from questline.models import PlayerCourseStats
 from questline.tenants import KEY_PREFIX
@@ -122,6 +124,20 @@ def current_player(db_session: Session, tenant_id: int, player_id: int) -> int:
     return player_id
 
 
+def lti_staff_courses(db_session: Session, tenant_id: int, player_id: int) -> frozenset[str]:
+    """Courses the player teaches according to their LMS: the context roles of their LTI course
+    memberships, which every launch and roster sync (NRPS) rewrites. Derived on each request,
+    not copied into ``player_roles``, so the LMS stays the authority: a launch as a learner in
+    the same course (the LMS demoted them) ends it, and a launch as an instructor in one course
+    says nothing about another. The course id is the context id, the ``course`` events carry."""
+    rows = db_session.execute(
+        select(LtiCourse.context_id, LtiCourseMember.roles)
+        .join(LtiCourse, LtiCourse.id == LtiCourseMember.course_id)
+        .where(LtiCourseMember.tenant_id == tenant_id, LtiCourseMember.player_id == player_id)
+    ).all()
+    return frozenset(course for course, roles in rows if is_course_staff(roles or []))
+
+
 def user_principal(db_session: Session, user: dict[str, Any]) -> Principal:
     tenant_id = int(user["tenant_id"])
     player_id = current_player(db_session, tenant_id, int(user["player_id"]))
@@ -132,6 +148,7 @@ def user_principal(db_session: Session, user: dict[str, Any]) -> Principal:
     ).all()
     admin = bool(user.get("idp_admin")) or any(role == "admin" for role, _ in rows)
     courses = frozenset(scope for role, scope in rows if role == "instructor")
+    courses |= lti_staff_courses(db_session, tenant_id, player_id)
     return Principal(
         tenant_id=tenant_id,
         kind="user",
@@ -188,9 +205,25 @@ def can_read_player(db_session: Session, who: Principal, player_id: int) -> None
                 PlayerCourseStats.course.in_(who.courses),
             )
         )
-        if shared is not None:
+        if shared is not None or _lti_member_of(db_session, who, player_id):
             return
     raise Forbidden("you may read only your own profile (or your courses' learners)")
+
+
+def _lti_member_of(db_session: Session, who: Principal, player_id: int) -> bool:
+    """True when the player is on the LMS roster of a course the caller teaches (a learner who
+    launched, or came with a roster sync, but has no XP there yet)."""
+    found = db_session.scalar(
+        select(LtiCourseMember.player_id)
+        .join(LtiCourse, LtiCourse.id == LtiCourseMember.course_id)
+        .where(
+            LtiCourseMember.tenant_id == who.tenant_id,
+            LtiCourseMember.player_id == player_id,
+            LtiCourse.context_id.in_(who.courses),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def not_found(player_id: int) -> NotFound:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.events import Actor, parse_event
 from identity.players import resolve_players
+from identity.roles import is_course_staff
 from lti.models import LtiCourse, LtiCourseMember, LtiLaunch
 from questline.ingest import IngestReport, store_events, upsert_ignore
 from questline.models import Player
@@ -28,12 +29,13 @@ CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 LAUNCH_LIFETIME = timedelta(hours=8)
-INSTRUCTOR_ROLES = ("#Instructor", "#Administrator", "#ContentDeveloper", "#TeachingAssistant")
 
 
 def is_instructor(roles: list[str]) -> bool:
-    """Instructors, admins, designers and TAs see the course dashboard; others the widget."""
-    return any(role.endswith(INSTRUCTOR_ROLES) or "Instructor" in role for role in roles)
+    """Instructors, admins, designers and TAs of *this course* see the course dashboard; others
+    the widget. Context roles only: an institution role (a faculty member taking a course as a
+    learner) does not count (identity/roles.py, which also derives the player's instructor role)."""
+    return is_course_staff(roles)
 
 
 def actor_id(registration_id: int, sub: str) -> str:
