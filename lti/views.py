@@ -220,8 +220,8 @@ def learner_page(
     claims: dict[str, Any],
 ) -> ResponseReturnValue | Callable[[], str]:
     """What a learner sees inside the LMS: the deep-linked widget, rendered by ``widgets`` in
-    the launch's locale for the launch's course. A widget ``widgets`` does not render (quests)
-    falls back to the player's own level, XP and streak under the widget's title."""
+    the launch's locale for the launch's course (quests included). A widget ``widgets`` does
+    not render falls back to the player's own level, XP and streak under the widget's title."""
     from widgets.render import WIDGETS as RENDERED
     from widgets.render import render_widget
 

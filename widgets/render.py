@@ -19,11 +19,21 @@ from flask import current_app, g, render_template, url_for
 from questline.errors import BadRequest, NotFound
 from questline.leaderboards import UnknownBoard, validate_board
 from questline.repository import TenantRepository
-from widgets import dashboard, data, nudges
+from widgets import dashboard, data, nudges, quests
 from widgets.league import league
 from widgets.signing import LOCALES, EmbedGrant, sign
+from workers.rulesets import active_rule_book
 
-WIDGETS = ("leaderboard", "league", "badges", "level", "streak", "activity", "dashboard")
+WIDGETS = (
+    "leaderboard",
+    "league",
+    "badges",
+    "level",
+    "streak",
+    "quests",
+    "activity",
+    "dashboard",
+)
 DEFAULT_TTL_SECONDS = 8 * 3600
 POLL_SECONDS = 15
 
@@ -136,6 +146,9 @@ def fragment(
             view["level"] = data.level(session, tenant_id, player)
         elif name == "streak":
             view["streak"] = data.streak(session, tenant_id, player, now=now)
+        elif name == "quests":
+            rules = active_rule_book(session, tenant_id)
+            view["quests"] = quests.quest_cards(session, tenant_id, player, rules, now=now)
         elif name == "badges":
             view["earned"], view["locked"] = data.badge_shelf(session, tenant_id, player, now=now)
         else:
@@ -154,8 +167,18 @@ def etag(html: str) -> str:
     return hashlib.sha256(html.encode()).hexdigest()[:32]
 
 
-def page(name: str, grant: EmbedGrant, params: Params, token: str, query: Mapping[str, str]) -> str:
-    """The whole iframe document: the fragment, the stylesheet, the polling script."""
+def page(
+    name: str,
+    grant: EmbedGrant,
+    params: Params,
+    token: str,
+    query: Mapping[str, str],
+    notice: quests.ClaimNotice | None = None,
+) -> str:
+    """The whole iframe document: the fragment, the stylesheet, the polling script.
+
+    ``notice`` (the outcome of a quest claim) is said above the fragment, outside what polling
+    replaces, so the next poll neither drops it nor sees a changed ETag because of it."""
     assert grant.player_id is not None
     body = fragment(name, grant.tenant_id, grant.player_id, params, token=token)
     poll_url = url_for("widgets.embed.widget_fragment", name=name, token=token, **query)
@@ -168,6 +191,7 @@ def page(name: str, grant: EmbedGrant, params: Params, token: str, query: Mappin
         poll_seconds=params.poll,
         token=token,
         locale=g.get("widget_locale", "en"),
+        notice=notice,
     )
 
 

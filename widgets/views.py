@@ -4,20 +4,22 @@ opt-out switch, and the API call that mints embed URLs for a tenant's own pages.
 * ``GET /widgets/<name>?token=...``: the widget page for an iframe;
 * ``GET /widgets/<name>/fragment?token=...``: its inner HTML with an ETag (304 when unchanged);
 * ``POST /widgets/preferences``: the learner's leaderboard opt-out (form with the token);
+* ``POST /widgets/quests/claim``: claim a completed quest's reward (form with the token);
 * ``POST /api/v1/widgets/embed-url``: ``{"player_id", "widget", ...}`` -> a signed URL.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, request, url_for
-from flask_babel import Babel
+from flask_babel import Babel, gettext
 
 from questline.api import authenticate, ctx
 from questline.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from questline.repository import TenantRepository
-from widgets import data, nudges, render
+from widgets import data, nudges, quests, render
 from widgets.signing import (
     LOCALES,
     MAX_TTL_SECONDS,
@@ -102,8 +104,34 @@ def widget_page(name: str) -> Any:
         raise NotFound(f"no widget {name!r}; widgets are {', '.join(render.WIDGETS)}")
     grant, token = _learner()
     params = render.parse_params(request.args, grant.course)
-    html = render.page(name, grant, params, token, _query())
+    notice = _claim_notice(grant) if name == "quests" and "quest" in request.args else None
+    html = render.page(name, grant, params, token, _query(), notice)
     return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+
+def _claim_notice(grant: EmbedGrant) -> quests.ClaimNotice | None:
+    """After a claim's redirect: what the stored claim gave (read back, so a hand-edited URL
+    can only show a reward that was really given)."""
+    assert grant.player_id is not None
+    quest_id, period = request.args.get("quest", ""), request.args.get("period", "")
+    with ctx().db.sessions() as session:
+        stored = quests.claim_of(session, grant.tenant_id, grant.player_id, quest_id, period)
+    if stored is None:
+        return None
+    reward = stored.reward or {}
+    parts = []
+    if reward.get("xp"):
+        parts.append(gettext("+%(xp)s XP", xp=reward["xp"]))
+    if reward.get("currency"):
+        parts.append(gettext("+%(coins)s coins", coins=reward["currency"]))
+    if reward.get("badge"):
+        parts.append(gettext("badge %(name)s", name=reward["badge"]))
+    given = ", ".join(parts) or gettext("nothing")
+    if request.args.get("again"):
+        message = gettext("Already claimed: you received %(reward)s.", reward=given)
+    else:
+        message = gettext("Reward claimed: %(reward)s.", reward=given)
+    return quests.ClaimNotice(True, message)
 
 
 @bp.get("/widgets/<name>/fragment")
@@ -130,6 +158,64 @@ def preferences() -> Any:
     with ctx().db.session() as session:
         data.set_opt_out(session, grant.tenant_id, grant.player_id, choice == "1")
     return redirect(url_for(".widget_page", name="leaderboard", token=token, **_query()), 303)
+
+
+@bp.post("/widgets/quests/claim")
+def claim_quest() -> Any:
+    """Claim a completed quest's reward from inside the iframe, once.
+
+    CSRF-safe without a cookie: the signed embed token must come in the form body, and nothing
+    else authenticates the request, so a page that does not already hold the learner's token
+    cannot forge the post. A granted (or earlier granted) claim redirects to the quests widget,
+    which then says what was given; a claim that cannot be granted answers 409 with the widget
+    and the reason; unknown quests 404, malformed fields 400.
+    """
+    from questline.quests import ClaimRefused, claim
+    from workers.process import write_boards
+    from workers.rulesets import active_rule_book
+
+    if "token" not in request.form:
+        raise Forbidden("send the widget token in the form body to claim a quest")
+    grant, token = _learner()
+    assert grant.player_id is not None
+    quest_id, period = request.form.get("quest", ""), request.form.get("period", "")
+    if not 1 <= len(quest_id) <= 100:
+        raise BadRequest("quest must be a quest id (1-100 characters)")
+    if not 1 <= len(period) <= 32:
+        raise BadRequest("period must be a period such as 2026-11-23, 2026-W48 or dated")
+    done = {"quest": quest_id, "period": period}
+    try:
+        with ctx().db.session() as session:
+            rules = active_rule_book(session, grant.tenant_id)
+            found = claim(
+                session,
+                grant.tenant_id,
+                grant.player_id,
+                quest_id,
+                period,
+                rules,
+                datetime.now(UTC),
+            )
+            if found is None:
+                raise NotFound("this learner is no longer in the tenant")
+    except LookupError as exc:
+        raise NotFound(str(exc)) from None
+    except ClaimRefused as exc:
+        if exc.code != "already_claimed":
+            notice = quests.ClaimNotice(False, refusal_message(exc.code))
+            params = render.parse_params(request.args, grant.course)
+            html = render.page("quests", grant, params, token, _query(), notice)
+            return Response(html, 409, mimetype="text/html", headers={"Cache-Control": "no-store"})
+        done["again"] = "1"
+    else:
+        write_boards(ctx().boards, found[1])
+    return redirect(url_for(".widget_page", name="quests", token=token, **done, **_query()), 303)
+
+
+def refusal_message(code: str) -> str:
+    if code == "not_completed":
+        return gettext("This quest is not completed yet, so there is no reward to claim.")
+    return gettext("This reward cannot be claimed.")
 
 
 @bp.post("/widgets/nudges")

@@ -76,7 +76,8 @@ def test_learner_launch_of_the_created_link_shows_that_widget(lti_world: LtiWorl
     assert "This week" in board.text and f"· {platform.context_id}" in board.text
     platform.custom = {"widget": "quests"}
     quests = platform.launch(lti_world.browser(), platform.users["learner-1"])
-    assert 'data-widget="quests"' in quests.text  # no quests widget yet: the LTI summary page
+    assert 'data-widget="quests"' in quests.text
+    assert '<h1 id="qs-title">Quests</h1>' in quests.text  # the widgets package renders it
 
 
 def test_instructor_page_links_to_the_signed_roster_dashboard(lti_world: LtiWorld) -> None:

@@ -55,7 +55,16 @@ FLAGS = [
     "--disable-sync",
 ]
 WIDTHS = (320, 768, 1280)
-WIDGETS = ("leaderboard", "league", "badges", "level", "streak", "activity", "dashboard")
+WIDGETS = (
+    "leaderboard",
+    "league",
+    "badges",
+    "level",
+    "streak",
+    "quests",
+    "activity",
+    "dashboard",
+)
 BUDGET_BYTES = 50 * 1024
 
 
@@ -103,6 +112,21 @@ def site(pg_url: str, redis_server: redis.Redis) -> Iterator[Site]:
         [
             make_event(f"now-{a}", actor=a, at=now)
             for a in ("learner-11", "learner-02", "learner-07")
+        ],
+    )
+    # Two passed quizzes today complete learner-04's daily quest (claimed in a test below).
+    ingest(
+        client,
+        tenant,
+        [
+            make_event(
+                f"quiz-{i}",
+                type="quiz.submitted",
+                actor="learner-04",
+                at=now,
+                result={"score": 1.0, "passed": True},
+            )
+            for i in range(2)
         ],
     )
     try:
@@ -269,3 +293,21 @@ def test_spanish_widget_in_the_browser(site: Site, page: Page) -> None:
     assert page.locator("html").get_attribute("lang") == "es"
     assert page.get_by_role("heading", name="Racha").is_visible()
     page.screenshot(path=str(ARTIFACTS / "streak-es.png"))
+
+
+def test_claim_a_quest_by_clicking(site: Site, page: Page) -> None:
+    page.goto(url(site, player_id=site.ids["learner-04"], widget="quests"))
+    card = page.locator("li.quest", has_text="Daily practice")
+    card.get_by_role("button", name="Claim reward").click()
+    notice = page.get_by_role("status").filter(has_text="Reward claimed")
+    notice.wait_for()
+    assert "+20 XP, +5 coins" in notice.inner_text()
+    assert "Claimed." in card.inner_text()
+    assert card.get_by_role("button", name="Claim reward").count() == 0
+    assert axe_violations(page) == []
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 700})
+        assert page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        ), width
+    page.screenshot(path=str(ARTIFACTS / "quest-claimed.png"), full_page=True)

@@ -98,6 +98,28 @@ ES = {
     "One more step to earn %(badge)s!": "¡Un paso más para conseguir %(badge)s!",
     "Turn off reminders": "Desactivar recordatorios",
     "Turn on reminders": "Activar recordatorios",
+    # Quests widget (issue 7, learner side)
+    "Quests": "Misiones",
+    "Reward:": "Recompensa:",
+    "+%(xp)s XP": "+%(xp)s XP",
+    "+%(coins)s coins": "+%(coins)s monedas",
+    "badge %(name)s": "insignia %(name)s",
+    "nothing": "nada",
+    "Completed for %(period)s.": "Completada en %(period)s.",
+    "Claimed.": "Reclamada.",
+    ("%(num)s hour left", "%(num)s hours left"): ("Queda %(num)s hora", "Quedan %(num)s horas"),
+    ("Claim within %(num)s hour.", "Claim within %(num)s hours."): (
+        "Reclámala en menos de %(num)s hora.",
+        "Reclámala en menos de %(num)s horas.",
+    ),
+    "Claim reward": "Reclamar recompensa",
+    "No quests running right now.": "No hay misiones en curso ahora mismo.",
+    "Reward claimed: %(reward)s.": "Recompensa reclamada: %(reward)s.",
+    "Already claimed: you received %(reward)s.": "Ya reclamada: recibiste %(reward)s.",
+    "This quest is not completed yet, so there is no reward to claim.": (
+        "Esta misión aún no está completada, así que no hay recompensa que reclamar."
+    ),
+    "This reward cannot be claimed.": "Esta recompensa no se puede reclamar.",
 }
 
 
