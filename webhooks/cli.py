@@ -197,7 +197,8 @@ def webhooks() -> None:
 @click.option("--url", required=True)
 @click.option("--event", "events", multiple=True, required=True,
               help="badge.awarded, level.reached, streak.extended, quest.completed, "
-                   "league.finished (repeat the option)")  # fmt: skip
+                   "league.finished, streak.at_risk, badge.near, league.at_risk "
+                   "(repeat the option)")  # fmt: skip
 def subscribe_cmd(tenant: str, url: str, events: tuple[str, ...]) -> None:
     from webhooks.outbound import SubscriptionError, subscribe
 

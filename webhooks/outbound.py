@@ -29,6 +29,7 @@ from webhooks.signatures import standard_sign
 
 EVENT_TYPES = (
     "badge.awarded", "level.reached", "streak.extended", "quest.completed", "league.finished",
+    "streak.at_risk", "badge.near", "league.at_risk",  # nudges (widgets/nudge_scan.py, issue 7)
 )  # fmt: skip
 MAX_ATTEMPTS = 8
 BASE_BACKOFF_SECONDS = 30

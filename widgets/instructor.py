@@ -21,11 +21,15 @@ from questline.awards import player_badges, revoke_badge
 from questline.errors import BadRequest, Forbidden, NotFound, QuestlineError
 from questline.models import Player, PlayerBadge, PlayerCourseStats
 from questline.repository import TenantRepository
+from widgets.analytics import bp as analytics_bp
+from widgets.rules_page import bp as rules_bp
 from widgets.signing import EmbedGrant
 from widgets.views import grant_from_request
 from workers.rulesets import active_rules
 
 bp = Blueprint("instructor", __name__, url_prefix="/widgets/instructor")
+bp.register_blueprint(rules_bp)  # /widgets/instructor/rules
+bp.register_blueprint(analytics_bp)  # /widgets/instructor/analytics
 ROSTER_LIMIT = 1000
 MAX_REASON = 500
 
