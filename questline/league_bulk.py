@@ -1,40 +1,96 @@
-"""The week close's bulk writes on PostgreSQL: a million members in seconds, not minutes.
+"""The week close on PostgreSQL, set-based: a million members in seconds, not minutes.
 
-Row-by-row inserts through the ORM spent most of a rollover building and sending parameters
-(50,000 members took 40 s on the shared bench machine). Here the results go in with one COPY
-into a temporary table, and everything else is set-based SQL on the server:
+Nothing of a close crosses the wire row by row. PostgreSQL ranks every cohort itself
+(``_RANKED``: the week's ledger sums joined to the memberships, ``row_number()`` per cohort,
+zones from the per-tier promote/demote counts passed as arrays) into a temporary table, and every
+write is one statement from it:
 
-* promotion: one ``UPDATE ... FROM unnest(ids, tiers)`` (two array parameters, no SQL text that
-  grows with the number of moves);
-* history: ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` from the temporary table into
-  ``league_results`` and ``league_finished_events``;
+* promotion: one ``UPDATE league_players ... FROM`` the ranking, guarded by ``tier_week``;
+* history: ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into ``league_results``;
 * rewards: the ``league.finished`` inbox events built with ``jsonb_build_object`` in the same
-  shape as ``league_rewards.finished_event`` (a test holds the two equal).
+  shape as ``league_rewards.finished_event`` (a test holds the two equal);
+* outbound webhooks: one ``webhook_outbox`` row per member and subscription that wants
+  ``league.finished``, keyed like ``webhooks.outbound.record_many`` keys them (same
+  ``message_id``), so a re-run announces nothing twice.
 
-SQLite (the embedded default, small by nature) keeps the plain ORM path in ``workers.leagues``
-and ``league_rewards``.
+The ranking is the same arithmetic as ``engine.leagues.close_cohort`` (a test compares them on
+random cohorts). SQLite (the embedded default, small by nature) keeps the plain Python path in
+``workers.leagues``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from engine.leagues import LeagueConfig, Result, Window
+from engine.leagues import LeagueConfig, Window
 from questline.league_models import League
 from questline.league_repo import REWARD_KEY_PREFIX, scope_course
 
 _TEMP = "tmp_league_close"
 
-_PROMOTE = """
-UPDATE league_players AS lp SET tier = m.next, tier_week = :week
-FROM unnest(CAST(:pids AS bigint[]), CAST(:nexts AS int[])) AS m(pid, next)
-WHERE lp.league_id = :league AND lp.player_id = m.pid
+# Every member of the week with their league XP, last league activity, rank, zone and outcome.
+# Ranking as engine.leagues.close_cohort: members with positive XP by XP descending then player
+# id; members without (XP reversed: "left") after them by player id, in the safe zone, tier
+# kept. Of the active ones the top min(promote, active) are promoted and the bottom
+# min(demote, active - promoted) demoted; :ups / :downs hold each tier's effective counts (the
+# top tier never promotes, the bottom never demotes).
+_RANKED = f"""
+WITH xp AS (
+    SELECT l.player_id, sum(l.amount) AS xp, max(l.occurred_at) AS last_at
+    FROM xp_ledger AS l
+    WHERE l.tenant_id = :tenant AND l.created_at >= :start AND l.created_at < :end
+      AND l.idempotency_key NOT LIKE :reward_like
+      AND (CAST(:course AS text) IS NULL OR l.course = :course)
+    GROUP BY l.player_id
+), m AS (
+    SELECT m.cohort_id, m.player_id, m.tier, coalesce(x.xp, 0) AS xp, x.last_at
+    FROM league_memberships AS m LEFT JOIN xp AS x ON x.player_id = m.player_id
+    WHERE m.tenant_id = :tenant AND m.league_id = :league AND m.week = :week
+), r AS (
+    SELECT m.*,
+        row_number() OVER (PARTITION BY m.cohort_id
+                           ORDER BY m.xp > 0 DESC, CASE WHEN m.xp > 0 THEN m.xp END DESC,
+                                    m.player_id) AS rank,
+        count(*) OVER (PARTITION BY m.cohort_id) AS cohort_members,
+        count(*) FILTER (WHERE m.xp > 0) OVER (PARTITION BY m.cohort_id) AS active
+    FROM m
+), z AS (
+    SELECT r.*, CASE
+        WHEN r.xp <= 0 THEN 'safe'
+        WHEN r.rank <= least((CAST(:ups AS int[]))[r.tier + 1], r.active) THEN 'promotion'
+        WHEN r.rank > r.active - least((CAST(:downs AS int[]))[r.tier + 1],
+                                       r.active - least((CAST(:ups AS int[]))[r.tier + 1],
+                                                        r.active)) THEN 'demotion'
+        ELSE 'safe' END AS zone
+    FROM r
+)
+INSERT INTO {_TEMP} (cohort_id, player_id, tier, rank, cohort_members, xp, zone, outcome,
+                    next_tier, last_at)
+SELECT cohort_id, player_id, tier, rank, cohort_members, xp, zone,
+    CASE WHEN xp <= 0 THEN 'left' WHEN zone = 'promotion' THEN 'promoted'
+         WHEN zone = 'demotion' THEN 'demoted' ELSE 'stayed' END,
+    CASE WHEN xp <= 0 THEN tier WHEN zone = 'promotion' THEN tier + 1
+         WHEN zone = 'demotion' THEN tier - 1 ELSE tier END,
+    last_at
+FROM z
+"""
+
+_PROMOTE = f"""
+UPDATE league_players AS lp SET tier = t.next_tier, tier_week = :week
+FROM {_TEMP} AS t
+WHERE t.next_tier <> t.tier AND lp.league_id = :league AND lp.player_id = t.player_id
   AND (lp.tier_week IS NULL OR lp.tier_week < :week)
+"""
+
+_COUNTS = f"""
+SELECT count(*), count(*) FILTER (WHERE outcome = 'promoted'),
+       count(*) FILTER (WHERE outcome = 'demoted')
+FROM {_TEMP}
 """
 
 _RESULTS = f"""
@@ -46,15 +102,33 @@ FROM {_TEMP}
 ON CONFLICT ON CONSTRAINT uq_league_result DO NOTHING
 """
 
-_FACTS = f"""
-INSERT INTO league_finished_events (tenant_id, league_id, week, player_id, payload)
-SELECT :tenant, :league, CAST(:week AS text), player_id, jsonb_build_object(
-    'type', 'league.finished', 'league', CAST(:scope AS text), 'week', CAST(:week AS text),
-    'player_id', player_id, 'tier', (CAST(:tiers AS text[]))[tier + 1],
-    'next_tier', (CAST(:tiers AS text[]))[next_tier + 1], 'rank', rank,
-    'cohort_members', cohort_members, 'xp', xp, 'outcome', outcome)
-FROM {_TEMP}
-ON CONFLICT ON CONSTRAINT uq_league_finished DO NOTHING
+# One row per member and subscription that wants league.finished; key and message_id as
+# webhooks.outbound.record_many makes them ("msg_" + the first 32 hex digits of
+# sha256("<subscription id>/<key>")), payload as league_rewards.finished_payload.
+_OUTBOX = f"""
+WITH subs AS (
+    SELECT s.id FROM webhook_subscriptions AS s
+    WHERE s.tenant_id = :tenant AND s.disabled_at IS NULL
+      AND CAST(s.event_types AS jsonb) ? 'league.finished'
+), msg AS (
+    SELECT 'league:' || CAST(:league AS text) || ':' || CAST(:week AS text) || ':'
+           || t.player_id AS key,
+        jsonb_build_object(
+            'league', CAST(:scope AS text), 'week', CAST(:week AS text),
+            'player_id', t.player_id, 'cohort_id', t.cohort_id,
+            'tier', (CAST(:tiers AS text[]))[t.tier + 1],
+            'next_tier', (CAST(:tiers AS text[]))[t.next_tier + 1],
+            'rank', t.rank, 'cohort_members', t.cohort_members, 'xp', t.xp,
+            'zone', t.zone, 'outcome', t.outcome) AS payload
+    FROM {_TEMP} AS t
+)
+INSERT INTO webhook_outbox (tenant_id, subscription_id, key, message_id, event_type, payload,
+                            status, attempts, next_attempt_at, created_at)
+SELECT :tenant, subs.id, msg.key,
+       'msg_' || left(encode(sha256(convert_to(subs.id || '/' || msg.key, 'UTF8')), 'hex'), 32),
+       'league.finished', msg.payload, 'pending', 0, :now, :now
+FROM subs CROSS JOIN msg
+ON CONFLICT ON CONSTRAINT uq_webhook_outbox_key DO NOTHING
 """
 
 # One event per member known by an actor id or an email (the actor id preferred), dated at
@@ -65,22 +139,15 @@ WITH ident AS (
     FROM player_identities AS i JOIN {_TEMP} AS t ON t.player_id = i.player_id
     WHERE i.tenant_id = :tenant AND i.kind IN ('actor', 'email')
     ORDER BY i.player_id, i.kind, i.value
-), last AS (
-    SELECT l.player_id, max(l.occurred_at) AS at
-    FROM xp_ledger AS l
-    WHERE l.tenant_id = :tenant AND l.created_at >= :start AND l.created_at < :end
-      AND l.idempotency_key NOT LIKE :reward_like
-      AND (CAST(:course AS text) IS NULL OR l.course = :course)
-    GROUP BY l.player_id
 ), ev AS (
-    SELECT t.player_id, coalesce(last.at, CAST(:end AS timestamptz)) AS at,
+    SELECT t.player_id, coalesce(t.last_at, CAST(:end AS timestamptz)) AS at,
       jsonb_strip_nulls(jsonb_build_object(
         'id', CAST(:league AS text) || ':' || CAST(:week AS text) || ':' || t.player_id,
         'source', 'league',
         'type', 'league.finished',
         'actor', CASE WHEN ident.kind = 'actor' THEN jsonb_build_object('id', ident.value)
                       ELSE jsonb_build_object('email', ident.value) END,
-        'occurred_at', to_char(coalesce(last.at, CAST(:end AS timestamptz)) AT TIME ZONE 'UTC',
+        'occurred_at', to_char(coalesce(t.last_at, CAST(:end AS timestamptz)) AT TIME ZONE 'UTC',
                                'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
         'object', jsonb_build_object('id', CAST(:scope AS text) || ':' || CAST(:week AS text),
                                      'type', t.outcome),
@@ -100,7 +167,6 @@ WITH ident AS (
             'zone', t.zone, 'outcome', t.outcome))) AS canonical
     FROM {_TEMP} AS t
     JOIN ident ON ident.player_id = t.player_id
-    LEFT JOIN last ON last.player_id = t.player_id
 )
 INSERT INTO inbox_events (tenant_id, source, event_key, event_type, raw, canonical,
                           occurred_at, received_at, status, attempts)
@@ -112,68 +178,66 @@ ON CONFLICT ON CONSTRAINT uq_inbox_event DO NOTHING
 """
 
 
-def promote(session: Session, league_id: int, week: str, moves: Sequence[tuple[int, int]]) -> None:
-    """Set each (player, next tier) once per week: ``tier_week`` makes a re-run change nothing."""
-    if moves:
-        session.execute(
-            text(_PROMOTE),
-            {
-                "week": week,
-                "league": league_id,
-                "pids": [p for p, _ in moves],
-                "nexts": [t for _, t in moves],
-            },
-        )
+@dataclass(frozen=True)
+class Ranked:
+    """What a ranking of one league week holds: members and how many move up and down."""
+
+    members: int
+    promoted: int
+    demoted: int
 
 
-def _fill_temp(session: Session, rows: Sequence[tuple[int, Result, int]]) -> None:
+def _params(league: League, config: LeagueConfig, week: Window) -> dict[str, Any]:
+    tiers = range(len(config.tiers))
+    return {
+        "tenant": league.tenant_id,
+        "league": league.id,
+        "week": week.key,
+        "start": week.start,
+        "end": week.end,
+        "scope": league.scope,
+        "course": scope_course(league.scope),
+        "reward_like": REWARD_KEY_PREFIX + "%",  # "league|": no LIKE wildcards in it
+        "tiers": list(config.tiers),
+        "ups": [config.promote_count(t) for t in tiers],
+        "downs": [config.demote_count(t) for t in tiers],
+    }
+
+
+def rank_week(session: Session, league: League, config: LeagueConfig, week: Window) -> Ranked:
+    """Rank every cohort of the week into this transaction's temporary table (emptied at
+    commit) and count it. Deterministic: memberships and the week's ledger only, so the
+    history step after a crash ranks exactly as the promotion step did."""
     session.execute(
         text(
             f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} (cohort_id bigint, player_id bigint,"
             " tier int, rank int, cohort_members int, xp bigint, zone text, outcome text,"
-            " next_tier int) ON COMMIT DELETE ROWS"
+            " next_tier int, last_at timestamptz) ON COMMIT DELETE ROWS"
         )
     )
     session.execute(text(f"TRUNCATE {_TEMP}"))
-    raw: Any = session.connection().connection.driver_connection
-    columns = "cohort_id, player_id, tier, rank, cohort_members, xp, zone, outcome, next_tier"
-    with raw.cursor().copy(f"COPY {_TEMP} ({columns}) FROM STDIN") as copy:
-        for cohort, r, n in rows:
-            copy.write_row(
-                (cohort, r.player_id, r.tier, r.rank, n, r.xp, r.zone, r.outcome, r.next_tier)
-            )
+    session.execute(text(_RANKED), _params(league, config, week))
+    # Statistics for the joins that follow (a temporary table has none of its own).
+    session.execute(text(f"ANALYZE {_TEMP}"))
+    members, promoted, demoted = session.execute(text(_COUNTS)).one()
+    return Ranked(int(members), int(promoted), int(demoted))
+
+
+def promote(session: Session, league: League, week: str) -> int:
+    """Set each ranked mover's next tier, once per week (``tier_week`` makes a re-run change
+    nothing); returns how many tiers changed now."""
+    done = session.execute(text(_PROMOTE), {"week": week, "league": league.id}).rowcount
+    return int(done or 0)
 
 
 def write_history(
-    session: Session,
-    league: League,
-    config: LeagueConfig,
-    week: Window,
-    rows: Sequence[tuple[int, Result, int]],
-    now: datetime,
-) -> int:
-    """Results, ``league.finished`` facts and inbox events in the caller's transaction; returns
-    how many inbox events were stored (0 on a re-run: every insert ignores what exists)."""
-    _fill_temp(session, rows)
-    params: dict[str, Any] = {
-        "tenant": league.tenant_id,
-        "league": league.id,
-        "week": week.key,
-        "scope": league.scope,
-        "tiers": list(config.tiers),
-    }
+    session: Session, league: League, config: LeagueConfig, week: Window, now: datetime
+) -> tuple[int, int]:
+    """Results, ``league.finished`` inbox events and outbound webhook messages from the ranking
+    of this transaction (``rank_week`` first); returns (inbox events, outbox rows) stored, both
+    0 on a re-run: every insert ignores what exists."""
+    params = {**_params(league, config, week), "now": now}
     session.execute(text(_RESULTS), params)
-    session.execute(text(_FACTS), params)
-    stored = session.execute(
-        text(_EVENTS),
-        {
-            **params,
-            "league": str(league.id),
-            "start": week.start,
-            "end": week.end,
-            "course": scope_course(league.scope),
-            "reward_like": REWARD_KEY_PREFIX + "%",  # "league|": no LIKE wildcards in it
-            "now": now,
-        },
-    ).rowcount
-    return int(stored or 0)
+    events = session.execute(text(_EVENTS), {**params, "league": str(league.id)}).rowcount
+    messages = session.execute(text(_OUTBOX), params).rowcount
+    return int(events or 0), int(messages or 0)

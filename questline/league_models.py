@@ -151,10 +151,9 @@ class LeagueResult(Base):
 
 
 class LeagueFinishedFact(Base):
-    """A ``league.finished`` fact per finished membership, for the outbound webhooks to send.
-
-    Written in the same transaction as the results; ``delivered_at`` is for the deliverer.
-    """
+    """No longer written: ``league.finished`` leaves through the outbound webhook outbox
+    (``webhook_outbox`` rows written by the close, one per member and subscription), so a row
+    per member here only cost the close a million inserts. Kept until a migration drops it."""
 
     __tablename__ = "league_finished_events"
 

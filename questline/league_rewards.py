@@ -40,6 +40,7 @@ from questline.ingest import IngestReport, store_events
 from questline.league_models import League, LeagueMembership
 from questline.league_repo import league_xp_filter, scope_course
 from questline.models import PlayerIdentity, XpLedger
+from webhooks.outbound import Outbound, record_many
 
 SOURCE = "league"
 EVENT_TYPE = "league.finished"
@@ -126,6 +127,52 @@ def finished_event(
             "outcome": result.outcome,
         },
     )
+
+
+def finished_payload(
+    league: League, config: LeagueConfig, week: str, cohort_id: int, result: Result, members: int
+) -> dict[str, Any]:
+    """The ``league.finished`` outbound webhook payload of one member's week (the SQL of
+    ``league_bulk._OUTBOX`` builds the same; a test holds them equal)."""
+    return {
+        "league": league.scope,
+        "week": week,
+        "player_id": result.player_id,
+        "cohort_id": cohort_id,
+        "tier": config.tier_name(result.tier),
+        "next_tier": config.tier_name(result.next_tier),
+        "rank": result.rank,
+        "cohort_members": members,
+        "xp": result.xp,
+        "zone": result.zone,
+        "outcome": result.outcome,
+    }
+
+
+def outbound_key(league_id: int, week: str, player_id: int) -> str:
+    """The outbox key of a member's ``league.finished`` message: one per subscription ever."""
+    return f"league:{league_id}:{week}:{player_id}"
+
+
+def announce_finished(
+    session: Session,
+    league: League,
+    config: LeagueConfig,
+    week: str,
+    rows: Sequence[tuple[int, Result, int]],
+    now: datetime,
+) -> int:
+    """Write the outbound ``league.finished`` messages in the caller's transaction (SQLite
+    path; PostgreSQL does it in one statement in ``league_bulk``); returns rows written."""
+    messages = [
+        Outbound(
+            EVENT_TYPE,
+            finished_payload(league, config, week, cohort_id, result, members),
+            outbound_key(league.id, week, result.player_id),
+        )
+        for cohort_id, result, members in rows
+    ]
+    return record_many(session, league.tenant_id, messages, now=now)
 
 
 def emit_finished(

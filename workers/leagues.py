@@ -8,8 +8,9 @@ nothing is lost: the close job joins anyone the step missed before it ranks a we
 The close moves each week forward one step per transaction (open -> promoted -> closed) under a
 row lock taken with ``SKIP LOCKED``, so two schedulers never close one week twice, and a crash
 between promotion and the history write resumes at the history write. Both steps are
-idempotent: tiers are set to absolute values guarded by ``tier_week``, and results and
-``league.finished`` facts are inserted once per (league, week, player).
+idempotent: tiers are set to absolute values guarded by ``tier_week``; results,
+``league.finished`` inbox events and outbound webhook messages are inserted once per (league,
+week, player) (and subscription). On PostgreSQL both steps are set-based SQL (``league_bulk``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from questline.db import Database
 from questline.leaderboards import Leaderboards
 from questline.league_models import (
     League,
-    LeagueFinishedFact,
     LeagueMembership,
     LeaguePlayer,
     LeagueResult,
@@ -48,7 +48,7 @@ from questline.league_repo import (
     unseated,
     windowed_xp,
 )
-from questline.league_rewards import emit_finished
+from questline.league_rewards import announce_finished, emit_finished
 from questline.leagues import LeagueStore
 
 if TYPE_CHECKING:
@@ -148,6 +148,7 @@ class CloseReport:
     results: int = 0
     joined_late: int = 0
     events: int = 0  # league.finished inbox events stored for rewards by rule
+    messages: int = 0  # league.finished outbound webhook messages (outbox rows)
 
 
 def week_results(session: Session, league: League, week: Window) -> list[tuple[int, Result, int]]:
@@ -177,14 +178,37 @@ def week_results(session: Session, league: League, week: Window) -> list[tuple[i
     return out
 
 
-def _promote(session: Session, league: League, week: str, results: list[Result], pg: bool) -> None:
-    """Set each member's next tier, once per week (``tier_week`` guards a re-run)."""
-    moves = [(r.player_id, r.next_tier) for r in results if r.next_tier != r.tier]
-    if not moves:
-        return
+@dataclass(frozen=True)
+class WeekRanking:
+    """A ranked week: how many members, promoted and demoted. ``rows`` holds every member's
+    result on the Python path (SQLite); PostgreSQL keeps them in the transaction's temporary
+    table instead (``league_bulk.rank_week``) and ``rows`` is empty."""
+
+    members: int
+    promoted: int
+    demoted: int
+    rows: list[tuple[int, Result, int]] = field(default_factory=list)
+
+
+def _rank(session: Session, league: League, week: Window, pg: bool) -> WeekRanking:
     if pg:
-        league_bulk.promote(session, league.id, week, moves)
+        ranked = league_bulk.rank_week(session, league, league_config(league), week)
+        return WeekRanking(ranked.members, ranked.promoted, ranked.demoted)
+    rows = week_results(session, league, week)
+    return WeekRanking(
+        len(rows),
+        sum(r.outcome == "promoted" for _, r, _ in rows),
+        sum(r.outcome == "demoted" for _, r, _ in rows),
+        rows,
+    )
+
+
+def _promote(session: Session, league: League, week: str, ranking: WeekRanking, pg: bool) -> None:
+    """Set each member's next tier, once per week (``tier_week`` guards a re-run)."""
+    if pg:
+        league_bulk.promote(session, league, week)
         return
+    moves = [(r.player_id, r.next_tier) for _, r, _ in ranking.rows if r.next_tier != r.tier]
     guard = (LeaguePlayer.tier_week.is_(None)) | (LeaguePlayer.tier_week < week)
     for pid, nxt in moves:
         session.execute(
@@ -198,17 +222,18 @@ def _write_history(
     session: Session,
     league: League,
     window_: Window,
-    rows: list[tuple[int, Result, int]],
+    ranking: WeekRanking,
     pg: bool,
     now: datetime,
-) -> int:
-    """Results (the history), one ``league.finished`` fact per finished membership (for the
-    outbound webhooks) and one ``league.finished`` inbox event (for rewards by rule); returns
-    how many events were stored."""
+) -> tuple[int, int]:
+    """Results (the history), one ``league.finished`` inbox event per member (rewards by rule)
+    and one outbound webhook message per member and subscription that wants
+    ``league.finished``; returns (events, messages) stored now."""
     config = league_config(league)
     if pg:
-        return league_bulk.write_history(session, league, config, window_, rows, now)
+        return league_bulk.write_history(session, league, config, window_, now)
     week = window_.key
+    rows = ranking.rows
     results: list[dict[str, Any]] = [
         {
             "tenant_id": league.tenant_id,
@@ -226,39 +251,16 @@ def _write_history(
         }
         for cohort, r, n in rows
     ]
-    facts: list[dict[str, Any]] = [
-        {
-            "tenant_id": league.tenant_id,
-            "league_id": league.id,
-            "week": week,
-            "player_id": r["player_id"],
-            "payload": {
-                "type": "league.finished",
-                "league": league.scope,
-                "week": week,
-                "player_id": r["player_id"],
-                "tier": config.tier_name(r["tier"]),
-                "next_tier": config.tier_name(r["next_tier"]),
-                "rank": r["rank"],
-                "cohort_members": r["cohort_members"],
-                "xp": r["xp"],
-                "outcome": r["outcome"],
-            },
-        }
-        for r in results
-    ]
     keys = ["league_id", "week", "player_id"]
     for chunk in _chunks(results, 5000):
         session.execute(insert_ignore(LeagueResult, pg, keys), chunk)
-    for chunk in _chunks(facts, 5000):
-        session.execute(insert_ignore(LeagueFinishedFact, pg, keys), chunk)
     stored, skipped = emit_finished(session, league, config, window_, rows, now)
     if skipped:
         log.warning(
             "league.finished not emitted for players without an actor id or email",
             extra={"league_id": league.id, "week": week, "skipped": skipped},
         )
-    return stored
+    return stored, announce_finished(session, league, config, week, rows, now)
 
 
 def _chunks(items: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
@@ -294,8 +296,11 @@ def _lock_due_week(
 
 def close_step(
     db: Database, now: datetime, grace: timedelta, tenant_id: int | None = None
-) -> tuple[LeagueWeek, str, list[Result], int] | None:
-    """Move one due week one step forward in one transaction; None when nothing is due."""
+) -> tuple[LeagueWeek, str, WeekRanking, tuple[int, int]] | None:
+    """Move one due week one step forward in one transaction; None when nothing is due.
+
+    Returns the week, its new status, its ranking and the (inbox events, outbox messages)
+    stored by the history step."""
     with db.session() as session:
         row = _lock_due_week(session, now - grace, db.is_postgres, tenant_id)
         if row is None:
@@ -307,14 +312,14 @@ def close_step(
         if row.status == "open":
             # Anyone who earned XP in the week but whose join the step missed plays too.
             join(session, league, week, unseated(session, league, week), db.is_postgres)
-            rows = week_results(session, league, week)
-            _promote(session, league, week.key, [r for _, r, _ in rows], db.is_postgres)
+            ranking = _rank(session, league, week, db.is_postgres)
+            _promote(session, league, week.key, ranking, db.is_postgres)
             row.status = "promoted"
-            return row, "promoted", [r for _, r, _ in rows], 0
-        rows = week_results(session, league, week)
-        emitted = _write_history(session, league, week, rows, db.is_postgres, now)
+            return row, "promoted", ranking, (0, 0)
+        ranking = _rank(session, league, week, db.is_postgres)
+        stored = _write_history(session, league, week, ranking, db.is_postgres, now)
         row.status, row.closed_at = "closed", now
-        return row, "closed", [r for _, r, _ in rows], emitted
+        return row, "closed", ranking, stored
 
 
 def close_due_weeks(
@@ -328,13 +333,14 @@ def close_due_weeks(
     report = CloseReport()
     closed: list[LeagueWeek] = []
     while (step := close_step(db, now, grace, tenant_id)) is not None:
-        row, status, results, emitted = step
-        report.events += emitted
+        row, status, ranking, (events, messages) = step
+        report.events += events
+        report.messages += messages
         if status == "promoted":
-            report.promoted += sum(r.outcome == "promoted" for r in results)
-            report.demoted += sum(r.outcome == "demoted" for r in results)
+            report.promoted += ranking.promoted
+            report.demoted += ranking.demoted
         else:
-            report.results += len(results)
+            report.results += ranking.members
             report.weeks_closed.append((row.league_id, row.week))
             closed.append(row)
     if store is not None:

@@ -13,14 +13,13 @@ import workers.leagues as close_mod
 from engine.leagues import week_window
 from questline.db import Database
 from questline.league_models import (
-    LeagueFinishedFact,
     LeagueMembership,
     LeaguePlayer,
     LeagueResult,
     LeagueWeek,
 )
 from questline.leagues import LeagueStore
-from questline.models import Tenant
+from questline.models import InboxEvent, Tenant
 from tests.conftest import REDIS_PREFIX, new_tenant
 from tests.leagues.helpers import add_xp, cohorts_of, enable_league, make_players
 from workers.leagues import apply_step, close_due_weeks
@@ -73,10 +72,11 @@ def snapshot(db: Database, league_id: int) -> tuple[Any, ...]:
             .where(LeagueResult.league_id == league_id)
             .order_by(LeagueResult.player_id)
         ).all()
+        # league.finished inbox events of this league (keys "<league id>:<week>:<player>")
         facts = session.scalar(
             select(func.count())
-            .select_from(LeagueFinishedFact)
-            .where(LeagueFinishedFact.league_id == league_id)
+            .select_from(InboxEvent)
+            .where(InboxEvent.source == "league", InboxEvent.event_key.startswith(f"{league_id}:"))
         )
         statuses = session.execute(
             select(LeagueWeek.week, LeagueWeek.status).where(LeagueWeek.league_id == league_id)
@@ -103,14 +103,16 @@ def test_week_closes_after_its_end_in_the_tenant_zone(db: Database, redis_client
             )
         }
         fact = session.scalar(
-            select(LeagueFinishedFact).where(LeagueFinishedFact.player_id == p[4])
+            select(InboxEvent).where(
+                InboxEvent.source == "league", InboxEvent.event_key.endswith(f":{p[4]}")
+            )
         )
     assert rows[p[4]].rank == 1 and rows[p[4]].zone == "promotion" and rows[p[4]].xp == 50
     assert rows[p[0]].outcome == "demoted" and rows[p[0]].next_tier == 0
     assert rows[p[2]].outcome == "stayed" and rows[p[2]].cohort_members == 5
-    assert fact is not None and fact.payload["type"] == "league.finished"
-    assert fact.payload["tier"] == "Silver" and fact.payload["next_tier"] == "Gold"
-    assert fact.delivered_at is None
+    assert fact is not None and fact.event_type == "league.finished"
+    assert fact.canonical["extensions"]["tier"] == "Silver"
+    assert fact.canonical["extensions"]["next_tier"] == "Gold"
 
 
 def test_running_the_close_twice_changes_nothing(db: Database, redis_client) -> None:
@@ -247,7 +249,7 @@ def test_two_schedulers_racing_close_each_week_once(
             calls["promote"] += 1
         real_promote(*args, **kwargs)
 
-    def history(*args: Any, **kwargs: Any) -> int:
+    def history(*args: Any, **kwargs: Any) -> tuple[int, int]:
         with lock:
             calls["history"] += 1
         return real_history(*args, **kwargs)
