@@ -107,6 +107,7 @@ def scheduler(once: bool) -> None:
         __import__("webhooks.jobs").jobs.wake_delivery(ctx)  # issue 6: outbound webhooks
         _every(last_run, "lti roster sync", settings.lti_roster_sync_seconds, _lti_roster_sync, ctx)
         _every(last_run, "lti grades sync", settings.lti_grades_sync_seconds, _lti_grades_sync, ctx)
+        _every(last_run, "nudges", settings.nudge_scan_seconds, _nudges, ctx)  # issue 7
         if once:
             click.echo(f"{due} inbox rows due")
             return
@@ -124,6 +125,12 @@ def _every(last_run: dict[str, float], name: str, seconds: int, task: Any, ctx: 
         task(ctx)
     except Exception:
         log.error("scheduled task failed", exc_info=True, extra={"task": name})
+
+
+def _nudges(ctx: Any) -> None:
+    from widgets.nudge_scan import run_nudges
+
+    log.info("nudges sent", extra={"result": run_nudges(ctx.db, ctx.boards).as_dict()})
 
 
 def _lti_roster_sync(ctx: Any) -> None:

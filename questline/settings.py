@@ -108,6 +108,9 @@ class Settings:
     # How often `questline scheduler` syncs LTI rosters (NRPS) and posts grades (AGS); 0 = never.
     lti_roster_sync_seconds: int = 3600
     lti_grades_sync_seconds: int = 900
+    # How often `questline scheduler` looks for learners to nudge (streak at risk, a badge one
+    # step away, a league's demotion zone; at most one nudge per learner per day); 0 = never.
+    nudge_scan_seconds: int = 900
 
     @property
     def embedded(self) -> bool:
@@ -142,6 +145,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "lti_jwks_cache_seconds": _int,
     "lti_roster_sync_seconds": _int,
     "lti_grades_sync_seconds": _int,
+    "nudge_scan_seconds": _int,
 }
 
 _POSITIVE = {
