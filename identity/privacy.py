@@ -14,11 +14,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from identity.linking import audit, identities_json
-from identity.models import IdentityAudit, PlayerRole
+from identity.models import IdentityAudit, PlayerMerge, PlayerRole
+from lti.models import LtiCourseMember, LtiLaunch, LtiScorePost
 from questline.errors import NotFound
 from questline.models import (
     InboxEvent,
@@ -114,20 +115,66 @@ def export_player(session: Session, tenant_id: int, player_id: int) -> dict[str,
     }
 
 
+def merged_into(session: Session, tenant_id: int, player_id: int) -> list[int]:
+    """Every player merged (directly or through others) into this one: the empty shells a merge
+    leaves behind still carry the person's old display name."""
+    found: list[int] = []
+    frontier = [player_id]
+    while frontier:
+        sources = list(
+            session.scalars(
+                select(PlayerMerge.source_player_id).where(
+                    PlayerMerge.tenant_id == tenant_id,
+                    PlayerMerge.target_player_id.in_(frontier),
+                )
+            )
+        )
+        frontier = [s for s in sources if s not in found and s != player_id]
+        found += frontier
+    return found
+
+
+def _redact(row: InboxEvent, pseudonym: str) -> None:
+    canonical = dict(row.canonical or {})
+    canonical["actor"] = {"id": pseudonym}
+    row.canonical = canonical
+    row.raw = ""
+
+
 def erase_player(session: Session, tenant_id: int, player_id: int, actor: str) -> dict[str, int]:
-    """Erase the player's personal data in this transaction; returns counts of what changed."""
-    player = _player(session, tenant_id, player_id, lock=True)
-    player.display_name = f"{ERASED_NAME} {player_id}"
-    player.email = None
-    player.timezone = None
+    """Erase the player's personal data in this transaction; returns counts of what changed.
+
+    Besides the player row, identities and roles, this clears: the shells of players merged
+    into this one; the inbox rows of the person, including rows not yet assigned to a player
+    (a webhook delivery still pending or failed, found by the person's actor ids and emails);
+    and the LTI tool's copies (launch records holding the id_token claims, course memberships
+    holding the LMS user id and roles from launches and NRPS roster syncs, AGS score posts).
+    """
+    _player(session, tenant_id, player_id, lock=True)  # 404 first; serialises with merges
+    people = [player_id, *merged_into(session, tenant_id, player_id)]
+    held = session.execute(
+        select(PlayerIdentity.kind, PlayerIdentity.value).where(
+            PlayerIdentity.tenant_id == tenant_id, PlayerIdentity.player_id.in_(people)
+        )
+    ).all()
+    actor_ids = sorted({value for kind, value in held if kind == "actor"})
+    emails = {value.lower() for kind, value in held if kind == "email"}
+    for shell in session.scalars(
+        select(Player).where(Player.tenant_id == tenant_id, Player.id.in_(people))
+    ):
+        if shell.email:
+            emails.add(shell.email.lower())
+        shell.display_name = f"{ERASED_NAME} {shell.id}"
+        shell.email = None
+        shell.timezone = None
     removed = session.execute(
         delete(PlayerIdentity).where(
-            PlayerIdentity.tenant_id == tenant_id, PlayerIdentity.player_id == player_id
+            PlayerIdentity.tenant_id == tenant_id, PlayerIdentity.player_id.in_(people)
         )
     )
     session.execute(
         delete(PlayerRole).where(
-            PlayerRole.tenant_id == tenant_id, PlayerRole.player_id == player_id
+            PlayerRole.tenant_id == tenant_id, PlayerRole.player_id.in_(people)
         )
     )
     pseudonym = f"erased:{player_id}"
@@ -137,23 +184,44 @@ def erase_player(session: Session, tenant_id: int, player_id: int, actor: str) -
     events = 0
     for row in session.scalars(
         select(InboxEvent).where(
-            InboxEvent.tenant_id == tenant_id, InboxEvent.player_id == player_id
+            InboxEvent.tenant_id == tenant_id, InboxEvent.player_id.in_(people)
         )
     ):
-        canonical = dict(row.canonical or {})
-        canonical["actor"] = {"id": pseudonym}
-        row.canonical = canonical
-        row.raw = ""
+        _redact(row, pseudonym)
         events += 1
+    unassigned = 0
+    if actor_ids or emails:
+        actor_of = InboxEvent.canonical["actor"]
+        for row in session.scalars(
+            select(InboxEvent).where(
+                InboxEvent.tenant_id == tenant_id,
+                InboxEvent.player_id.is_(None),
+                or_(
+                    actor_of["id"].as_string().in_(actor_ids),
+                    func.lower(actor_of["email"].as_string()).in_(sorted(emails)),
+                ),
+            )
+        ):
+            _redact(row, pseudonym)  # applied later, it scores the same anonymous player
+            unassigned += 1
+    lti_rows = 0
+    for model in (LtiLaunch, LtiCourseMember, LtiScorePost):
+        done = session.execute(
+            delete(model).where(model.tenant_id == tenant_id, model.player_id.in_(people))
+        )
+        lti_rows += int(getattr(done, "rowcount", 0) or 0)
     for entry in session.scalars(
         select(IdentityAudit).where(
-            IdentityAudit.tenant_id == tenant_id, IdentityAudit.player_id == player_id
+            IdentityAudit.tenant_id == tenant_id, IdentityAudit.player_id.in_(people)
         )
     ):
         entry.actor = entry.actor if not entry.actor.startswith("player:") else "player"
     result = {
         "identities_removed": int(getattr(removed, "rowcount", 0) or 0),
         "events_redacted": events,
+        "unassigned_events_redacted": unassigned,
+        "lti_rows_removed": lti_rows,
+        "merged_shells_erased": len(people) - 1,
     }
     audit(session, tenant_id, "erase", actor, player_id, **result)
     session.flush()
