@@ -58,6 +58,7 @@ SECTIONS = {
     "streaks",
     "quests",
     "shop",
+    "goals",
 }
 
 
@@ -80,6 +81,9 @@ class RuleSet:
     streaks: StreakRules = field(default_factory=StreakRules)
     quests: tuple[Quest, ...] = ()
     shop: tuple[ShopItem, ...] = ()
+    # ``goals: {daily_xp: N}``: the XP a learner aims for each local day (the dashboard's daily
+    # goal); None = the tenant default from settings. Tenant-wide, like levels.
+    daily_xp_goal: int | None = None
     _by_type: dict[str, tuple[XpRule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +157,7 @@ def merge(tenant: RuleSet, course: RuleSet, course_id: str | None = None) -> Rul
             for q in course.quests
         ),
         shop=tenant.shop,
+        daily_xp_goal=tenant.daily_xp_goal,
     )
 
 
@@ -253,6 +258,7 @@ def parse_rules(document: Any, *, scope: Scope = "tenant") -> RuleSet:
             for rule_id in sorted((m.rules or frozenset()) - seen):
                 errors.append(f"multipliers[{i}].rules: unknown rule id {rule_id!r}")
 
+    daily_xp_goal = _goals(document, scope, errors)
     streaks = StreakRules()
     if scope == "course" and "streaks" in document:
         errors.append("streaks: only the tenant rule set defines streaks")
@@ -280,4 +286,29 @@ def parse_rules(document: Any, *, scope: Scope = "tenant") -> RuleSet:
         streaks=streaks,
         quests=tuple(quests),
         shop=tuple(shop),
+        daily_xp_goal=daily_xp_goal,
     )
+
+
+MAX_DAILY_XP_GOAL = 1_000_000
+
+
+def _goals(document: Mapping[str, Any], scope: Scope, errors: list[str]) -> int | None:
+    """The optional ``goals`` section: ``{daily_xp: N}`` (tenant rule sets only)."""
+    goals = document.get("goals")
+    if goals is None:
+        return None
+    if scope == "course":
+        errors.append("goals: only the tenant rule set defines goals")
+        return None
+    if not isinstance(goals, Mapping):
+        errors.append("goals: must be an object such as {daily_xp: 50}")
+        return None
+    errors.extend(f"goals.{k}: unknown field" for k in sorted(set(goals) - {"daily_xp"}))
+    value = goals.get("daily_xp")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DAILY_XP_GOAL:
+        errors.append(f"goals.daily_xp: must be an integer from 1 to {MAX_DAILY_XP_GOAL}")
+        return None
+    return value

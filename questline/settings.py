@@ -94,6 +94,8 @@ class Settings:
     # applied in the week's last moments are in the ledger before it is ranked.
     league_close_grace_seconds: int = 300
     web_workers: int = 2
+    # The learner dashboard's daily goal (XP per local day) when the rule set has no goals.
+    daily_goal_xp: int = 50
     # host:port where `questline worker` serves its own Prometheus metrics; unset = off.
     worker_metrics_address: str | None = None
     log_level: str = "INFO"
@@ -137,6 +139,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "stale_after_seconds": _int,
     "league_close_grace_seconds": _int,
     "web_workers": _int,
+    "daily_goal_xp": _int,
     "worker_metrics_address": _address,
     "log_level": str.upper,
     "log_json": _bool,
@@ -155,6 +158,7 @@ _POSITIVE = {
     "max_attempts",
     "drain_slots",
     "web_workers",
+    "daily_goal_xp",
     "sweep_interval_seconds",
     "stale_after_seconds",
     "webhook_max_body_bytes",

@@ -1,25 +1,66 @@
 """The learner dashboard's data and its charts, drawn on the server as SVG.
 
 An activity calendar (XP per local day over recent weeks, as a heat map), the score history
-(total XP per day over the last 30 days) and XP per course ("mastery per module" until the rules
-name modules). SVG made here needs no chart library, no script and no third party; each chart
-carries a text summary for screen readers.
+(total XP per day over the last 30 days), the daily goal (XP today in the learner's zone against
+the rule set's ``goals.daily_xp`` or the tenant default ``QUESTLINE_DAILY_GOAL_XP``), mastery per
+module and XP per course. SVG made here needs no chart library, no script and no third party;
+each chart carries a text summary for screen readers.
+
+**Mastery per module.** A module is the course (LTI context) an event belongs to; events with no
+course form one "other activities" module. Read from the events behind the learner's XP ledger
+rows (``xp_ledger.inbox_event_id`` -> ``inbox_events.canonical``, the newest
+``MASTERY_EVENTS``), per module: each object's *best* score (``result.score``, 0..1), and
+whether it was completed (an event type ending in ``.completed``, or ``result.passed`` true).
+A module with scored objects shows the mean of their best scores; one without shows its
+completion share: completed objects out of the objects the learner worked on there. Events that
+earned no XP are not in the ledger and so do not count.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from questline.models import Player, PlayerCourseStats, XpLedger
+from questline.models import InboxEvent, Player, PlayerCourseStats, XpLedger
 from widgets.data import _zone
 
 CELL, GAP = 12, 3
 HISTORY_DAYS = 30
+MASTERY_EVENTS = 2000  # the newest events read for mastery (bounds the dashboard's cost)
+MASTERY_MODULES = 8
+
+
+@dataclass(frozen=True)
+class Mastery:
+    """One module's mastery: ``percent`` of ``basis`` ("score": mean best score of ``scored``
+    objects; "completion": ``completed`` of ``objects``)."""
+
+    module: str | None  # the course id; None: activities outside any course
+    percent: int
+    basis: str
+    objects: int
+    scored: int
+    completed: int
+
+
+@dataclass(frozen=True)
+class DailyGoal:
+    goal: int
+    today: int
+
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.today / self.goal)) if self.goal > 0 else 100
+
+    @property
+    def met(self) -> bool:
+        return self.today >= self.goal
 
 
 @dataclass(frozen=True)
@@ -30,11 +71,20 @@ class Dashboard:
     history: list[tuple[date, int]]  # total XP at the end of each of the last 30 days
     courses: list[tuple[str, int]]  # XP per course, most first
     today: date
+    goal: DailyGoal
+    mastery: list[Mastery]
 
 
 def learner_dashboard(
-    session: Session, tenant_id: int, player: Player, *, now: datetime, weeks: int = 12
+    session: Session,
+    tenant_id: int,
+    player: Player,
+    *,
+    now: datetime,
+    daily_goal: int,
+    weeks: int = 12,
 ) -> Dashboard:
+    """Everything the dashboard shows; ``daily_goal`` is the XP per local day aimed for."""
     tz = ZoneInfo(_zone(session, tenant_id, player))
     today = now.astimezone(tz).date()
     first = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
@@ -80,7 +130,61 @@ def learner_dashboard(
         history=list(reversed(history)),
         courses=courses,
         today=today,
+        goal=DailyGoal(daily_goal, per_day.get(today, 0)),
+        mastery=mastery(session, tenant_id, player.id),
     )
+
+
+def mastery(session: Session, tenant_id: int, player_id: int) -> list[Mastery]:
+    """Mastery per module (see the module docstring for how), best modules first."""
+    rows = session.execute(
+        select(InboxEvent.id, InboxEvent.canonical)
+        .join(
+            XpLedger,
+            (XpLedger.inbox_event_id == InboxEvent.id)
+            & (XpLedger.tenant_id == InboxEvent.tenant_id),
+        )
+        .where(XpLedger.tenant_id == tenant_id, XpLedger.player_id == player_id)
+        .order_by(XpLedger.id.desc())
+        .limit(MASTERY_EVENTS)
+    )
+    seen: set[int] = set()
+    # module -> object -> [best score or None, completed]
+    modules: dict[str | None, dict[str, list[Any]]] = {}
+    for event_id, event in rows:
+        if event_id in seen or not isinstance(event, dict):
+            continue  # one event can earn several ledger rows
+        seen.add(event_id)
+        obj = (event.get("object") or {}).get("id")
+        if not obj:
+            continue
+        module = (event.get("context") or {}).get("course")
+        result = event.get("result") or {}
+        state = modules.setdefault(module, {}).setdefault(str(obj), [None, False])
+        score = result.get("score")
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            state[0] = max(float(score), state[0] if state[0] is not None else 0.0)
+        if str(event.get("type", "")).endswith(".completed") or result.get("passed") is True:
+            state[1] = True
+    out = []
+    for module, objects in modules.items():
+        scores = [best for best, _ in objects.values() if best is not None]
+        completed = sum(1 for _, done in objects.values() if done)
+        if scores:
+            percent, basis = round(100 * sum(scores) / len(scores)), "score"
+        else:
+            percent, basis = round(100 * completed / len(objects)), "completion"
+        out.append(
+            Mastery(module, max(0, min(100, percent)), basis, len(objects), len(scores), completed)
+        )
+    out.sort(key=lambda m: (-m.percent, m.module or "\uffff"))
+    return out[:MASTERY_MODULES]
+
+
+def goal_ring(goal: DailyGoal, radius: float = 34) -> tuple[float, float]:
+    """(circumference, filled length) of the daily goal's ring, for stroke-dasharray."""
+    circumference = 2 * math.pi * radius
+    return round(circumference, 2), round(circumference * goal.percent / 100, 2)
 
 
 def heat_level(xp: int, peak: int) -> int:

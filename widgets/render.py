@@ -22,7 +22,7 @@ from questline.repository import TenantRepository
 from widgets import dashboard, data, nudges, quests
 from widgets.league import league
 from widgets.signing import LOCALES, EmbedGrant, sign
-from workers.rulesets import active_rule_book
+from workers.rulesets import active_rule_book, active_rules
 
 WIDGETS = (
     "leaderboard",
@@ -138,10 +138,14 @@ def fragment(
                 now=now,
             )
         elif name == "dashboard":
-            board = dashboard.learner_dashboard(session, tenant_id, player, now=now)
+            goal = active_rules(session, tenant_id).daily_xp_goal or ctx.settings.daily_goal_xp
+            board = dashboard.learner_dashboard(
+                session, tenant_id, player, now=now, daily_goal=goal
+            )
             view["dashboard"] = board
             view["cells"] = dashboard.calendar_cells(board)
             view["points"] = dashboard.history_points(board)
+            view["ring"] = dashboard.goal_ring(board.goal)
         elif name == "level":
             view["level"] = data.level(session, tenant_id, player)
         elif name == "streak":

@@ -120,6 +120,20 @@ ES = {
         "Esta misión aún no está completada, así que no hay recompensa que reclamar."
     ),
     "This reward cannot be claimed.": "Esta recompensa no se puede reclamar.",
+    # Learner dashboard: daily goal and mastery per module (issue 7, learner side)
+    "Daily goal": "Meta diaria",
+    "Goal met: %(xp)s of %(goal)s XP today.": "Meta cumplida: %(xp)s de %(goal)s XP hoy.",
+    "%(xp)s of %(goal)s XP today: %(left)s XP to go.": (
+        "%(xp)s de %(goal)s XP hoy: faltan %(left)s XP."
+    ),
+    "Mastery by module": "Dominio por módulo",
+    "Other activities": "Otras actividades",
+    ("best score, %(num)s scored item", "mean best score, %(num)s scored items"): (
+        "mejor puntuación, %(num)s elemento puntuado",
+        "media de mejores puntuaciones, %(num)s elementos puntuados",
+    ),
+    "%(done)s of %(total)s items completed": "%(done)s de %(total)s elementos completados",
+    "No scored or completed items yet.": "Aún no hay elementos puntuados ni completados.",
 }
 
 
