@@ -94,6 +94,7 @@ class Config:
     drain_timeout: float
     wait_idle: float
     web_workers: int
+    web_threads: int | None
     job_batch_size: int | None
     pg_url: str
     redis_url: str
@@ -132,7 +133,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument(
         "--wait-idle", type=float, default=120.0, help="max wait for a quiet machine (s)"
     )
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--web-threads", type=int, default=None, help="threads per gunicorn worker (app default)"
+    )
     parser.add_argument(
         "--job-batch-size", type=int, default=None, help="QUESTLINE_JOB_BATCH_SIZE (app default)"
     )
@@ -179,6 +183,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         drain_timeout=max(10.0, args.drain_timeout),
         wait_idle=max(0.0, args.wait_idle),
         web_workers=args.web_workers,
+        web_threads=args.web_threads,
         job_batch_size=args.job_batch_size,
         pg_url=args.pg.rstrip("/"),
         redis_url=args.redis,
@@ -647,10 +652,11 @@ class Services:
                 start_new_session=True,
             )
 
-    def start_server(self, port: int, web_workers: int) -> None:
+    def start_server(self, port: int, web_workers: int, web_threads: int | None = None) -> None:
+        threads = [] if web_threads is None else ["--threads", str(web_threads)]
         self.server = self._spawn(
             "serve", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(web_workers),
+            "--workers", str(web_workers), *threads,
         )  # fmt: skip
 
     def start_workers(self, count: int) -> None:
@@ -1265,7 +1271,8 @@ def describe(cfg: Config, port: int, logdir: Path) -> None:
     log(f"code: {code_version()}")
     log(
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
-        f"server http://127.0.0.1:{port} (gunicorn, {cfg.web_workers} sync workers); "
+        f"server http://127.0.0.1:{port} (gunicorn, {cfg.web_workers} workers x "
+        f"{cfg.web_threads or 'default'} threads); "
         f"logs in {logdir}"
     )
     log(
@@ -1293,7 +1300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         services.run("db", "upgrade")
         bench = Bench(cfg, services, port)
         bench.create_tenants()
-        services.start_server(port, cfg.web_workers)
+        services.start_server(port, cfg.web_workers, cfg.web_threads)
         bench.wait_healthy()
         for count in cfg.workers:
             log(f"starting {count} worker(s)")

@@ -41,7 +41,10 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", type=int, default=None, help="gunicorn workers [QUESTLINE_WEB_WORKERS]")
-def serve(host: str, port: int, workers: int | None) -> None:
+@click.option(
+    "--threads", type=int, default=None, help="threads per worker [QUESTLINE_WEB_THREADS]"
+)
+def serve(host: str, port: int, workers: int | None, threads: int | None) -> None:
     from questline import create_app
     from questline.server import serve as run
 
@@ -59,7 +62,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
         run(app, host=host, port=port, workers=1, threads=4)
     else:
         click.echo(f"Questline on http://{host}:{port}")
-        run(app, host=host, port=port, workers=count, threads=1)
+        run(app, host=host, port=port, workers=count, threads=threads or settings.web_threads)
 
 
 @main.command(help="Run an RQ worker that drains the inbox (needs QUESTLINE_REDIS_URL).")

@@ -94,6 +94,10 @@ class Settings:
     # applied in the week's last moments are in the ledger before it is ranked.
     league_close_grace_seconds: int = 300
     web_workers: int = 2
+    # Threads per gunicorn worker. A durable ingest spends most of its wall time waiting on
+    # PostgreSQL's commit flush; threads overlap those waits (and PostgreSQL groups the
+    # concurrent flushes), where one sync worker would idle through each. 1 = sync workers.
+    web_threads: int = 8
     # The learner dashboard's daily goal (XP per local day) when the rule set has no goals.
     daily_goal_xp: int = 50
     # host:port where `questline worker` serves its own Prometheus metrics; unset = off.
@@ -139,6 +143,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "stale_after_seconds": _int,
     "league_close_grace_seconds": _int,
     "web_workers": _int,
+    "web_threads": _int,
     "daily_goal_xp": _int,
     "worker_metrics_address": _address,
     "log_level": str.upper,
@@ -158,6 +163,7 @@ _POSITIVE = {
     "max_attempts",
     "drain_slots",
     "web_workers",
+    "web_threads",
     "daily_goal_xp",
     "sweep_interval_seconds",
     "stale_after_seconds",
