@@ -32,6 +32,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -70,14 +71,9 @@ def serve_jwks(jwks: dict[str, Any]) -> tuple[str, list[int], Any]:
     return f"http://127.0.0.1:{server.server_port}", fetches, server
 
 
-def round_trip(
-    conn: http.client.HTTPConnection, issuer: str, key: Any, kid: str, sub: str, tool: str
-) -> str:
-    """One login + launch as a browser would do it; "" when the learner page came back, else
-    which step answered what."""
-    import jwt
-
-    query = urlencode(
+def login_query(issuer: str, sub: str, tool: str) -> str:
+    """The platform's third-party initiated login request, as a query string."""
+    return urlencode(
         {
             "iss": issuer,
             "login_hint": sub,
@@ -87,13 +83,12 @@ def round_trip(
             "lti_deployment_id": DEPLOYMENT,
         }
     )
-    conn.request("GET", "/lti/login?" + query)
-    response = conn.getresponse()
-    response.read()
-    if response.status != 302:
-        return f"login {response.status}"
-    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
-    params = parse_qs(urlparse(response.getheader("Location") or "").query)
+
+
+def id_token(issuer: str, key: Any, kid: str, sub: str, nonce: str, tool: str) -> str:
+    """What the platform signs for a learner's resource link launch (its work, not ours)."""
+    import jwt
+
     now = int(time.time())
     claims = {
         "iss": issuer,
@@ -102,7 +97,7 @@ def round_trip(
         "sub": sub,
         "iat": now,
         "exp": now + 300,
-        "nonce": params["nonce"][0],
+        "nonce": nonce,
         "name": f"Learner {sub}",
         "email": f"{sub}@bench.example",
         LTI + "deployment_id": DEPLOYMENT,
@@ -114,7 +109,22 @@ def round_trip(
         LTI + "context": {"id": "course-1", "title": "Benchmarking 101"},
         LTI + "custom": {"widget": "level"},
     }
-    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+
+def round_trip(
+    conn: http.client.HTTPConnection, issuer: str, key: Any, kid: str, sub: str, tool: str
+) -> str:
+    """One login + launch as a browser would do it; "" when the learner page came back, else
+    which step answered what."""
+    conn.request("GET", "/lti/login?" + login_query(issuer, sub, tool))
+    response = conn.getresponse()
+    response.read()
+    if response.status != 302:
+        return f"login {response.status}"
+    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
+    params = parse_qs(urlparse(response.getheader("Location") or "").query)
+    token = id_token(issuer, key, kid, sub, params["nonce"][0], tool)
     body = urlencode({"id_token": token, "state": params["state"][0]})
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
     conn.request("POST", "/lti/launch", body, headers)
@@ -181,28 +191,127 @@ def run(
     return ok, [x for r in results for x in r[1]], ended - start, failures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--trips", type=int, default=None, help="closed-loop round trips")
-    parser.add_argument("--rate", type=float, default=150.0, help="open-loop round trips/s")
-    parser.add_argument("--seconds", type=float, default=None, help="open-loop duration")
-    parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--web-workers", type=int, default=2)
-    args = parser.parse_args()
-    trips = args.trips or (400 if args.quick else 3000)
-    trips -= trips % args.clients  # every client makes the same number of round trips
-    seconds = args.seconds or (3.0 if args.quick else 10.0)
+def _postgres_cpu_seconds(url: str) -> float:
+    """User + system CPU of every PostgreSQL backend connected to the bench database (read
+    from /proc: the database runs on this machine), so its share of a round trip is known."""
+    import psycopg
 
-    url = fresh_database(DB_NAME)
-    env = service_env(url, REDIS, PREFIX)
-    questline = QUESTLINE
-    subprocess.run([questline, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([questline, "lti", "keys", "rotate"], env=env, check=True, capture_output=True)
-    import redis
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (DB_NAME,),
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
-    redis.Redis.from_url(REDIS).flushdb()
 
+def profile(
+    env: dict[str, str], trips: int, issuer: str, pem: str, kid: str, fetches: list[int]
+) -> int:
+    """Round trips through the Flask test client in this process: the server's CPU per round
+    trip (process time spent inside the two requests), the client's id_token signing apart,
+    the PostgreSQL backends' CPU, statements per round trip, and a cProfile of the server."""
+    import cProfile
+    import pstats
+
+    import jwt  # noqa: F401  (imported before timing)
+    from cryptography.hazmat.primitives import serialization
+    from sqlalchemy import event
+
+    from questline import create_app
+    from questline.settings import load_settings
+
+    app = create_app(load_settings(env))
+    database = app.extensions["questline"].db
+    statements = [0]
+    event.listen(
+        database.engine,
+        "before_cursor_execute",
+        lambda *a: statements.__setitem__(0, statements[0] + 1),
+    )
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    # No cookie jar: like the HTTP bench, each launch carries only its own login's cookie
+    # (a jar would grow by one state cookie per login and cost the test client, not the app).
+    browser = app.test_client(use_cookies=False)
+    tool = "http://localhost"
+    profiler = cProfile.Profile(time.process_time)  # CPU, not wall: the machine is shared
+    totals = {"server_cpu": 0.0, "server_wall": 0.0, "client_cpu": 0.0}
+
+    def one(i: int, mode: str) -> None:
+        """One round trip; ``mode`` is "warm" (not counted), "time" (CPU and wall counted)
+        or "profile" (the two requests under cProfile, which slows Python down ~2x)."""
+        sub = f"profile-{i % 300}"
+        c0, w0 = time.process_time(), time.perf_counter()
+        if mode == "profile":
+            profiler.enable()
+        answer = browser.get("/lti/login?" + login_query(issuer, sub, tool))
+        if mode == "profile":
+            profiler.disable()
+        c1, w1 = time.process_time(), time.perf_counter()
+        assert answer.status_code == 302, answer.get_data(as_text=True)
+        params = parse_qs(urlparse(answer.headers["Location"]).query)
+        cookie = answer.headers["Set-Cookie"].split(";", 1)[0]
+        token = id_token(issuer, key, kid, sub, params["nonce"][0], tool)
+        c2, w2 = time.process_time(), time.perf_counter()
+        if mode == "profile":
+            profiler.enable()
+        answer = browser.post(
+            "/lti/launch",
+            data={"id_token": token, "state": params["state"][0]},
+            headers={"Cookie": cookie},
+        )
+        if mode == "profile":
+            profiler.disable()
+        c3, w3 = time.process_time(), time.perf_counter()
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        if mode == "time":
+            totals["server_cpu"] += (c1 - c0) + (c3 - c2)
+            totals["server_wall"] += (w1 - w0) + (w3 - w2)
+            totals["client_cpu"] += c2 - c1
+
+    for i in range(50):  # imports, pool, JWKS, templates, caches
+        one(i, "warm")
+    statements[0] = 0
+    pg_before = _postgres_cpu_seconds(f"{PG}/{DB_NAME}")
+    for i in range(trips):
+        one(50 + i, "time")
+    pg_cpu = _postgres_cpu_seconds(f"{PG}/{DB_NAME}") - pg_before
+    counted = statements[0]
+    for i in range(trips):
+        one(50 + trips + i, "profile")
+    ms = {k: round(v / trips * 1000, 2) for k, v in totals.items()}
+    figures = {
+        "trips": trips,
+        "server_cpu_ms": ms["server_cpu"],
+        "server_wall_ms": ms["server_wall"],
+        "client_signing_cpu_ms": ms["client_cpu"],
+        "postgres_cpu_ms": round(pg_cpu / trips * 1000, 2),
+        "statements": round(counted / trips, 1),
+        "jwks_fetches": fetches[0],
+    }
+    print("profile", json.dumps(figures), flush=True)
+    dump = Path(tempfile.gettempdir()) / "questline-bench-lti.prof"
+    profiler.dump_stats(dump)
+    print(f"cProfile (CPU time) of the server side saved to {dump}")
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(25)
+    database.dispose()
+    return 0
+
+
+def setup_platform(url: str) -> tuple[str, dict[str, Any], str, list[int], Any]:
+    """A tenant and a registered platform whose JWKS is served from this process."""
     from lti.registrations import register_platform
     from questline.db import Database
     from questline.tenants import create_tenant
@@ -228,6 +337,45 @@ def main() -> int:
             key_set_url=jwks_url + "/jwks",
         )
     db.dispose()
+    return key, jwk, issuer, fetches, jwks_server
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--trips", type=int, default=None, help="closed-loop round trips")
+    parser.add_argument("--rate", type=float, default=150.0, help="open-loop round trips/s")
+    parser.add_argument("--seconds", type=float, default=None, help="open-loop duration")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=0,
+        help="no gunicorn: N round trips in-process (Flask test client) under cProfile, with "
+        "the server's CPU time per round trip measured apart from the client's token signing",
+    )
+    args = parser.parse_args()
+    trips = args.trips or (400 if args.quick else 3000)
+    trips -= trips % args.clients  # every client makes the same number of round trips
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+
+    url = fresh_database(DB_NAME)
+    env = service_env(url, REDIS, PREFIX)
+    questline = QUESTLINE
+    subprocess.run([questline, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([questline, "lti", "keys", "rotate"], env=env, check=True, capture_output=True)
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+
+    key, jwk, issuer, fetches, jwks_server = setup_platform(url)
+    if args.profile:
+        try:
+            return profile(env, args.profile, issuer, key, jwk["kid"], fetches)
+        finally:
+            jwks_server.shutdown()
 
     port = free_port()
     tool = f"http://127.0.0.1:{port}"

@@ -1,17 +1,21 @@
 """pylti1p3 wrapped once: its OIDC login and message launch, bound to our tables, with an
 explicit validate step whose every failure is a typed ``LtiRejected`` naming the reason.
 
-State and nonce live in ``lti_login_states`` (server side), not in a Flask session, so a launch
-from an iframe whose browser blocks third-party cookies still validates: the state must be one
-we issued, unused and unexpired, and the id_token's nonce must be the one issued with it. When
-the state cookie did reach us it must match too. Each nonce is accepted once per registration.
+State and nonce are signed, not stored (``lti.login_state``), and not in a Flask session, so a
+launch from an iframe whose browser blocks third-party cookies still validates: the state must
+be one we issued, for this registration and unexpired, and the id_token's nonce must be the one
+derived from it. When the state cookie did reach us it must match too. Each nonce is accepted
+once per registration, which makes each state single-use.
+
+Cost matters here (a class opening a link at once): a login reads and writes nothing in the
+database (registrations are cached per process), and a launch's checks end in one statement
+that records the nonce and confirms the deployment is still registered.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,14 +26,15 @@ from pylti1p3.message_launch import MessageLaunch
 from pylti1p3.oidc_login import OIDCLogin
 from pylti1p3.request import Request
 from pylti1p3.session import SessionService
-from sqlalchemy import update
+from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
+from lti import login_state
 from lti.errors import LtiRejected, rejected
-from lti.models import LtiLoginState, LtiUsedNonce
+from lti.login_state import LOGIN_STATE_LIFETIME, LoginState
+from lti.models import LtiDeployment, LtiUsedNonce
 from lti.tool_config import DbToolConf, QuestlineRegistration
 
-LOGIN_STATE_LIFETIME = timedelta(minutes=10)
 # Clock skew tolerated on exp / iat / nbf.
 LEEWAY_SECONDS = 10
 MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
@@ -67,11 +72,13 @@ class LtiRequest(Request):  # type: ignore[misc]
 class Login(OIDCLogin):  # type: ignore[misc]
     """Third-party initiated login: check the issuer and client, remember state and nonce."""
 
-    def __init__(self, request: LtiRequest, config: DbToolConf, session: Session, now: datetime):
+    def __init__(self, request: LtiRequest, config: DbToolConf, secret: str, now: datetime):
         self.cookies = FlaskCookieService(request)
         super().__init__(request, config, SessionService(request), self.cookies)
-        self.db_session = session
+        self.secret = secret
         self.now = now
+        self.issued: LoginState | None = None
+        self.nonce: str | None = None
 
     def get_redirect(self, url: str) -> Any:  # pragma: no cover - we build the URL ourselves
         raise NotImplementedError
@@ -82,17 +89,12 @@ class Login(OIDCLogin):  # type: ignore[misc]
         target = self._get_request_param("target_link_uri")
         if target and not target.startswith(launch_url.rsplit("/lti/", 1)[0]):
             raise rejected("wrong_target", f"target_link_uri {target!r} is not a Questline URL")
-        state = "state-" + secrets.token_urlsafe(24)
-        nonce = secrets.token_urlsafe(24)
-        self.db_session.add(
-            LtiLoginState(
-                state=state,
-                registration_id=registration.id,
-                nonce=nonce,
-                created_at=self.now,
-                expires_at=self.now + LOGIN_STATE_LIFETIME,
-            )
+        storage_target = self._get_request_param("lti_storage_target")
+        self.issued = login_state.issue(
+            self.secret, registration.id, self.now, post_message=bool(storage_target)
         )
+        state = self.issued.state
+        nonce = self.nonce = login_state.nonce_for(self.secret, state)
         self.cookies.set_cookie(state, state, int(LOGIN_STATE_LIFETIME.total_seconds()))
         params = {
             "scope": "openid",
@@ -115,13 +117,25 @@ class Login(OIDCLogin):  # type: ignore[misc]
 class Launch(MessageLaunch):  # type: ignore[misc]
     """A message launch validated step by step; each step raises ``LtiRejected``."""
 
-    def __init__(self, request: LtiRequest, config: DbToolConf, session: Session, now: datetime):
+    def __init__(
+        self,
+        request: LtiRequest,
+        config: DbToolConf,
+        session: Session,
+        now: datetime,
+        secret: str,
+    ):
         super().__init__(request, config, SessionService(request), FlaskCookieService(request))
         self.set_auto_validation(enable=False)
         self.db_session = session
         self.now = now
+        self.secret = secret
         self._client_id: str | None = None
         self.registration: QuestlineRegistration | None = None
+        self.login: LoginState | None = None
+        # Whether this browser's state cookie came with the launch (the binding to the browser
+        # that logged in); without it a postMessage-storage login is checked by the launch page.
+        self.cookie_seen = False
 
     def _get_request_param(self, key: str) -> str | None:
         return self._request.get_param(key)  # type: ignore[no-any-return]
@@ -150,7 +164,8 @@ class Launch(MessageLaunch):  # type: ignore[misc]
         self._validate_signature()
         self._validate_deployment()
         self._validate_message()
-        self._consume_nonce_and_state()
+        self._check_state()
+        self._consume_nonce()
         self._validated = True
         return self
 
@@ -183,19 +198,18 @@ class Launch(MessageLaunch):  # type: ignore[misc]
         assert self.registration is not None
         config: DbToolConf = self._tool_config
         url = self.registration.get_key_set_url()
-        self.registration.set_key_set(config.jwks.get(url))
-        try:
-            public_key, alg = self.get_public_key()
-        except LtiException:
+        header = self._jwt.get("header", {})
+        kid, alg = header.get("kid"), header.get("alg")
+        if not isinstance(kid, str) or not kid:
+            raise rejected("unknown_kid", "the id_token names no key (kid)")
+        if alg not in ALGORITHMS:
+            raise rejected("bad_signature", f"the id_token's algorithm {alg!r} is not accepted")
+        public_key = config.jwks.public_key(url, kid, alg)
+        if public_key is None:
             # Unknown kid: the platform may have rotated. Look once more, then refuse.
-            self.registration.set_key_set(config.jwks.get(url, refresh=True))
-            try:
-                public_key, alg = self.get_public_key()
-            except LtiException as exc:
-                kid = self._jwt.get("header", {}).get("kid")
-                raise rejected(
-                    "unknown_kid", f"the platform's key set has no key {kid!r}: {exc}"
-                ) from None
+            public_key = config.jwks.public_key(url, kid, alg, refresh=True)
+            if public_key is None:
+                raise rejected("unknown_kid", f"the platform's key set has no key {kid!r}")
         try:
             jwt.decode(
                 self._get_id_token(),
@@ -219,15 +233,10 @@ class Launch(MessageLaunch):  # type: ignore[misc]
             raise rejected("malformed_token", f"the id_token is invalid: {exc}") from None
 
     def _validate_deployment(self) -> None:
+        """Present here; registered is checked by ``_consume_nonce``'s statement."""
         deployment_id = self.claims.get(DEPLOYMENT_CLAIM)
         if not deployment_id or not isinstance(deployment_id, str):
             raise rejected("missing_deployment", "the id_token has no deployment_id")
-        config: DbToolConf = self._tool_config
-        if (
-            config.find_deployment_by_params(self.claims["iss"], deployment_id, self._client_id)
-            is None
-        ):
-            raise rejected("unknown_deployment", f"deployment {deployment_id!r} is not registered")
 
     def _validate_message(self) -> None:
         message_type = self.claims.get(MESSAGE_TYPE_CLAIM)
@@ -243,36 +252,75 @@ class Launch(MessageLaunch):  # type: ignore[misc]
         except LtiException as exc:
             raise rejected("invalid_message", f"the launch message is invalid: {exc}") from None
 
-    def _consume_nonce_and_state(self) -> None:
+    def _check_state(self) -> None:
+        """The state is one we issued for this registration and unexpired, the id_token's
+        nonce is the one derived from it, and this browser's cookie (if it came) agrees."""
         assert self.registration is not None
-        nonce = self.claims["nonce"]
-        from questline.ingest import upsert_ignore
-
-        inserted = self.db_session.execute(
-            upsert_ignore(self.db_session, LtiUsedNonce).returning(LtiUsedNonce.nonce),
-            [{"registration_id": self.registration.id, "nonce": nonce, "seen_at": self.now}],
-        ).first()
-        if inserted is None:
-            raise rejected("nonce_replayed", "this id_token's nonce was already used")
         state = self._get_request_param("state")
+        issued = login_state.verify(self.secret, state, self.now)
+        if issued is None or issued.registration_id != self.registration.id:
+            raise rejected("state_mismatch", "the state is unknown, expired or another platform's")
+        if login_state.nonce_for(self.secret, state) != self.claims["nonce"]:
+            raise rejected("state_mismatch", "the id_token was not issued for this login")
         cookie = self._cookie_service.get_cookie(state)
         if cookie is not None and cookie != state:
             raise rejected("state_mismatch", "the state does not match this browser's cookie")
-        row = self.db_session.execute(
-            update(LtiLoginState)
-            .where(
-                LtiLoginState.state == state,
-                LtiLoginState.registration_id == self.registration.id,
-                LtiLoginState.used_at.is_(None),
-                LtiLoginState.expires_at > self.now,
+        self.login = issued
+        self.cookie_seen = cookie is not None
+
+    def _consume_nonce(self) -> None:
+        """One statement: the deployment is (still) registered, and the nonce is recorded
+        unless it was seen before. A refusal rolls the caller's transaction back."""
+        assert self.registration is not None
+        values = {
+            "registration_id": self.registration.id,
+            "deployment_id": self.claims[DEPLOYMENT_CLAIM],
+            "nonce": str(self.claims["nonce"]),
+            "seen_at": self.now,
+        }
+        if self.db_session.get_bind().dialect.name == "postgresql":
+            known, fresh = self.db_session.execute(CONSUME_NONCE, values).one()
+        else:
+            from questline.ingest import upsert_ignore
+
+            known = self.db_session.scalar(
+                select(
+                    exists().where(
+                        LtiDeployment.registration_id == values["registration_id"],
+                        LtiDeployment.deployment_id == values["deployment_id"],
+                    )
+                )
             )
-            .values(used_at=self.now)
-            .returning(LtiLoginState.nonce)
-        ).first()
-        if row is None:
-            raise rejected("state_mismatch", "the state is unknown, expired or already used")
-        if row[0] != nonce:
-            raise rejected("state_mismatch", "the id_token was not issued for this login")
+            fresh = known and (
+                self.db_session.execute(
+                    upsert_ignore(self.db_session, LtiUsedNonce).returning(LtiUsedNonce.nonce),
+                    [{k: values[k] for k in ("registration_id", "nonce", "seen_at")}],
+                ).first()
+                is not None
+            )
+        if not known:
+            raise rejected(
+                "unknown_deployment", f"deployment {values['deployment_id']!r} is not registered"
+            )
+        if not fresh:
+            raise rejected("nonce_replayed", "this id_token's nonce was already used")
+
+
+ALGORITHMS = {"RS256", "RS384", "RS512"}
+CONSUME_NONCE = text(
+    """
+    WITH deployment AS (
+        SELECT 1 FROM lti_deployments
+        WHERE registration_id = :registration_id AND deployment_id = :deployment_id
+    ), used AS (
+        INSERT INTO lti_used_nonces (registration_id, nonce, seen_at)
+        SELECT :registration_id, :nonce, :seen_at WHERE EXISTS (SELECT 1 FROM deployment)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM deployment), EXISTS (SELECT 1 FROM used)
+    """
+)
 
 
 def safe_rejection(exc: Exception) -> LtiRejected:

@@ -26,7 +26,7 @@ from lti.errors import LtiRejected
 from lti.keys import KeyUnavailable, SigningKeyCache, published_jwks
 from lti.models import LtiCourse, LtiCourseMember, LtiLaunch, LtiRegistration
 from lti.protocol import CLAIM, DEPLOYMENT_CLAIM, Launch, Login, LtiRequest
-from lti.tool_config import DbToolConf, JwksCache
+from lti.tool_config import DbToolConf, JwksCache, RegistrationCache
 from lti.visits import is_instructor, record_visit
 from questline.models import Player, Tenant
 from workers.context import Context
@@ -38,11 +38,13 @@ bp = Blueprint("lti", __name__, url_prefix="/lti", template_folder="templates")
 
 @dataclass
 class LtiState:
-    """Per-app LTI objects: the platform key cache and the tool's decrypted signing key."""
+    """Per-app LTI objects: the platform key cache, the tool's decrypted signing key and the
+    registrations, kept between requests so a launch does not rebuild them."""
 
     jwks: JwksCache
     keys: SigningKeyCache
     http: requests.Session = field(default_factory=requests.Session)
+    registrations: RegistrationCache = field(default_factory=RegistrationCache)
 
 
 @bp.record_once
@@ -84,7 +86,7 @@ def tool_config(session: Session) -> DbToolConf:
             raise LtiRejected("tool_key_unavailable", str(exc), status=503) from None
         return key.kid, key.private_pem
 
-    return DbToolConf(session, lti_state().jwks, private_key)
+    return DbToolConf(session, lti_state().jwks, private_key, lti_state().registrations)
 
 
 @bp.errorhandler(LtiRejected)
@@ -111,8 +113,10 @@ def login() -> ResponseReturnValue:
     if not params.get("iss") or not params.get("login_hint"):
         raise LtiRejected("invalid_login", "the login request needs iss and login_hint")
     req = LtiRequest(params, request.cookies, _served_over_https())
-    with ctx().db.session() as session:
-        flow = Login(req, tool_config(session), session, datetime.now(UTC))
+    # Registrations come from the per-process cache: usually no statement runs at all, and the
+    # session only opens a connection if the cache has to be filled.
+    with ctx().db.sessions() as session:
+        flow = Login(req, tool_config(session), ctx().settings.secret_key, datetime.now(UTC))
         url = flow.redirect_url(base_url() + "/lti/launch")
     response = redirect(url)
     flow.cookies.update_response(response)
@@ -124,7 +128,7 @@ def launch() -> ResponseReturnValue:
     now = datetime.now(UTC)
     req = LtiRequest(request.form.to_dict(), request.cookies, _served_over_https())
     with ctx().db.session() as session:
-        checked = Launch(req, tool_config(session), session, now).run()
+        checked = Launch(req, tool_config(session), session, now, ctx().settings.secret_key).run()
         registration = checked.registration
         assert registration is not None
         claims = checked.claims

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from lti.models import LtiCourse, LtiCourseMember, LtiLoginState
+from lti.models import LtiCourse, LtiCourseMember, LtiLoginState, LtiUsedNonce
 from questline.models import InboxEvent, Player, PlayerIdentity
 from tests.lti.conftest import LtiWorld
 from tests.lti.platform import LEARNER, post_form
@@ -50,8 +50,13 @@ def test_learner_launch_creates_player_and_records_a_visit(lti_world: LtiWorld) 
         assert course is not None
         assert course.nrps_url == platform.base + "/memberships"
         assert course.ags_lineitems_url == platform.base + "/lineitems"
-        state = session.scalars(select(LtiLoginState)).all()
-        assert any(s.used_at is not None for s in state)
+        # The login stored nothing; the launch recorded its nonce (which makes the state,
+        # signed and bound to that nonce, single-use).
+        nonces = session.scalars(
+            select(LtiUsedNonce).where(LtiUsedNonce.registration_id == lti_world.registration_id)
+        ).all()
+        assert len(nonces) == 1
+        assert session.scalars(select(LtiLoginState)).all() == []
 
 
 def test_second_launch_updates_the_same_player(lti_world: LtiWorld) -> None:
