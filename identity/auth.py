@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from identity.errors import Forbidden, SsoRejected
 from identity.models import PlayerMerge, PlayerRole, SsoConfig
 from identity.oidc import OidcClientCache, audiences, check_times, verify_jwt
+from identity.operators import OPERATOR_PREFIX
 from identity.roles import is_course_staff
 from lti.models import LtiCourse, LtiCourseMember
 from questline.errors import NotFound, Unauthorized
@@ -168,6 +169,8 @@ def principal() -> Principal:
         if header:
             if scheme.lower() != "bearer" or not credential:
                 raise Unauthorized("send 'Authorization: Bearer <API key or access token>'")
+            if credential.startswith(OPERATOR_PREFIX):
+                raise Forbidden("an operator key opens /api/v1/ops only, never a tenant's people")
             if credential.startswith(KEY_PREFIX):
                 keys = current_app.extensions["questline_keys"]
                 tenant_id = keys.tenant_for(db_session, credential)

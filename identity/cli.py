@@ -125,3 +125,45 @@ def players_merge(source: int, target: int, tenant_ref: str) -> None:
             raise _fail(exc) from None
     click.echo(json.dumps({"already_merged": result.already_merged, "moved": result.moved}))
     click.echo("run `questline reconcile` to rebuild the boards from the ledger")
+
+
+@click.group(help="Platform operators (across tenants): keys for the /api/v1/ops API.")
+def operators() -> None:
+    pass
+
+
+@operators.command("new-key", help="Print a new operator key and the digest to configure.")
+def operators_new_key() -> None:
+    from identity.operators import new_operator_key
+
+    key, digest = new_operator_key()
+    click.echo(f"operator key (give it to the operator; shown once): {key}")
+    click.echo(f"add to QUESTLINE_OPERATOR_KEY_HASHES (comma-separated) and restart: {digest}")
+
+
+@click.group(help="Privacy: the retention policy (docs/identity.md).")
+def privacy() -> None:
+    pass
+
+
+@privacy.command("purge", help="Delete or anonymise what the retention policy says is past due.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help="Raw bodies older than this many days (default QUESTLINE_RETENTION_DAYS; 0 = keep).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go, change nothing.")
+def privacy_purge(days: int | None, dry_run: bool) -> None:
+    from datetime import UTC, datetime
+
+    from identity.retention import purge
+    from questline.cli import _settings
+
+    retention = _settings().retention_days if days is None else days
+    with _database() as database, database.sessions() as session:
+        report = purge(session, datetime.now(UTC), retention)
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    click.echo(json.dumps({**report.as_dict(), "retention_days": retention, "dry_run": dry_run}))

@@ -29,6 +29,7 @@ from identity.errors import Forbidden, SsoRejected
 from identity.linking import email_is_verified, link_sso_login
 from identity.models import IdentityAudit
 from identity.oidc import HTTP_TIMEOUT, OidcClientCache, validate_id_token
+from identity.operators import bp as operators_bp
 from questline.errors import Unauthorized
 from questline.models import InboxEvent, Player, XpLedger
 from workers.context import Context
@@ -36,6 +37,7 @@ from workers.context import Context
 log = logging.getLogger("questline.identity")
 bp = Blueprint("identity", __name__)
 bp.register_blueprint(identity_api_bp)  # /api/v1/me and /api/v1/identity/...
+bp.register_blueprint(operators_bp)  # /api/v1/ops/... for platform operators
 PENDING = "ql_sso_pending"
 # Inbox sources whose points count as CRM-earned on /me (issue 6's CRM receivers).
 CRM_SOURCES = ("hubspot", "salesforce")

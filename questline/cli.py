@@ -110,6 +110,7 @@ def scheduler(once: bool) -> None:
         __import__("webhooks.jobs").jobs.wake_delivery(ctx)  # issue 6: outbound webhooks
         _every(last_run, "lti roster sync", settings.lti_roster_sync_seconds, _lti_roster_sync, ctx)
         _every(last_run, "lti grades sync", settings.lti_grades_sync_seconds, _lti_grades_sync, ctx)
+        _every(last_run, "privacy purge", 86400, _privacy_purge, ctx)  # issue 8: retention
         _every(last_run, "nudges", settings.nudge_scan_seconds, _nudges, ctx)  # issue 7
         if once:
             click.echo(f"{due} inbox rows due")
@@ -134,6 +135,14 @@ def _nudges(ctx: Any) -> None:
     from widgets.nudge_scan import run_nudges
 
     log.info("nudges sent", extra={"result": run_nudges(ctx.db, ctx.boards).as_dict()})
+
+
+def _privacy_purge(ctx: Any) -> None:
+    from identity.retention import purge
+
+    with ctx.db.session() as session:
+        report = purge(session, datetime.now(UTC), ctx.settings.retention_days)
+    log.info("privacy purge", extra={"result": report.as_dict()})
 
 
 def _lti_roster_sync(ctx: Any) -> None:
@@ -335,6 +344,8 @@ main.add_command(__import__("webhooks.cli").cli.webhooks)  # issue 6: outbound w
 main.add_command(__import__("lti.cli").cli.lti)  # issue 5: LTI keys and registrations
 main.add_command(__import__("identity.cli").cli.sso)  # issue 8: OIDC SSO settings
 main.add_command(__import__("identity.cli").cli.players)  # issue 8: export, erase, merge
+main.add_command(__import__("identity.cli").cli.operators)  # issue 8: operator keys
+main.add_command(__import__("identity.cli").cli.privacy)  # issue 8: retention purge
 main.add_command(__import__("questline.league_cli").league_cli.leagues)  # issue 4: leagues
 main.add_command(__import__("credentials.cli").cli.badges)  # issue 9: Open Badges keys
 

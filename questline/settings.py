@@ -45,6 +45,21 @@ def _zone(value: str) -> str:
     return value
 
 
+def _sha256_list(value: str) -> tuple[str, ...]:
+    digests = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+    for digest in digests:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("expected comma-separated SHA-256 hex digests (64 hex characters)")
+    return digests
+
+
+def _days(value: str) -> int:
+    days = int(value)
+    if days < 0:
+        raise ValueError("expected a number of days >= 0 (0 = keep forever)")
+    return days
+
+
 def _optional(value: str) -> str | None:
     return value or None
 
@@ -114,6 +129,12 @@ class Settings:
     # How often `questline scheduler` syncs LTI rosters (NRPS) and posts grades (AGS); 0 = never.
     lti_roster_sync_seconds: int = 3600
     lti_grades_sync_seconds: int = 900
+    # Identity (issue 8). SHA-256 hex digests of platform operator keys (`questline operators
+    # new-key` prints a key and its digest), comma-separated; empty = no operator API.
+    operator_key_hashes: tuple[str, ...] = ()
+    # Retention: raw bodies of processed inbox events older than this many days are emptied by
+    # `questline privacy purge` (and the scheduler, daily); 0 = keep them for the tenant's life.
+    retention_days: int = 365
     # How often `questline scheduler` looks for learners to nudge (streak at risk, a badge one
     # step away, a league's demotion zone; at most one nudge per learner per day); 0 = never.
     nudge_scan_seconds: int = 900
@@ -153,6 +174,8 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "lti_jwks_cache_seconds": _int,
     "lti_roster_sync_seconds": _int,
     "lti_grades_sync_seconds": _int,
+    "operator_key_hashes": _sha256_list,
+    "retention_days": _days,
     "nudge_scan_seconds": _int,
 }
 
