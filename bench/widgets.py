@@ -22,6 +22,14 @@ What each figure measures, and why this way:
   *scheduled* time (no coordinated omission). The client runs on the same 2 cores.
 * **Render only**: ``widgets.render.fragment`` in this process, no HTTP: what one widget costs
   the server.
+* **Profile** (``--profile``): whole widget pages through the Flask test client in this process
+  (token check, routing, PostgreSQL, Redis, template, headers; no socket), the CPU time per
+  request (``time.process_time``) and a cProfile of the same requests, the top functions by
+  own time. This is the figure the shared machine cannot blur much: CPU seconds spent, not
+  seconds waited.
+
+The bench tenant runs the example rule set (``examples/rules/tenant.yaml``: badges, quests,
+levels), so the badge shelf and the quests widget have something to compute.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ URL = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 PREFIX = "qlbenchwg"
 SECRET = "bench-widgets-secret"
-WIDGETS = ("leaderboard", "level", "streak", "badges", "activity", "dashboard")
+WIDGETS = ("leaderboard", "level", "streak", "badges", "quests", "activity", "dashboard")
 
 
 def reset() -> None:
@@ -132,6 +140,75 @@ def seed(players: int) -> tuple[int, list[int]]:
         pipe.zadd(week_key, chunk)
         pipe.execute()
     return tenant_id, [pid for pid, _ in rows]
+
+
+def ensure_rules(tenant_id: int) -> None:
+    """Activate the example rule set for the bench tenant unless it already has one."""
+    from questline.db import Database
+    from questline.models import RuleSet
+    from workers.rulesets import read_document, store_version
+
+    database = Database(URL)
+    try:
+        with database.session() as session:
+            active = session.query(RuleSet.id).filter_by(tenant_id=tenant_id, active=True).first()
+            if active is None:
+                document = read_document((ROOT / "examples" / "rules" / "tenant.yaml").read_text())
+                store_version(session, tenant_id, document, course=None, actor="bench")
+    finally:
+        database.dispose()
+
+
+def profile(tenant_id: int, ids: list[int], requests: int, top: int, verbose: bool) -> None:
+    """CPU per whole widget request through the Flask test client, then a cProfile of them."""
+    import cProfile
+    import pstats
+
+    from questline import create_app
+    from questline.settings import Settings
+
+    settings = Settings(
+        database_url=URL, redis_url=REDIS_URL, redis_prefix=PREFIX, secret_key=SECRET
+    )
+    from sqlalchemy import event
+
+    app = create_app(settings)
+    client = app.test_client()
+    signed = tokens(tenant_id, ids, requests)
+    statements: list[str] = []
+    engine = app.extensions["questline"].db.engine
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for name in WIDGETS:
+        paths = [f"/widgets/{name}?token={t}" for t in signed]
+        for path in paths[:20]:  # warm: connections, compiled templates, parsed rules
+            assert client.get(path).status_code == 200
+        statements.clear()
+        assert client.get(paths[0]).status_code == 200
+        first = list(statements)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for path in paths:
+            response = client.get(path)
+            assert response.status_code == 200, (name, response.status_code)
+        cpu_ms = (time.process_time() - cpu) * 1000 / len(paths)
+        wall_ms = (time.perf_counter() - wall) * 1000 / len(paths)
+        print(
+            f"  {name:12s} CPU {cpu_ms:6.2f} ms/request  wall {wall_ms:6.2f} ms/request"
+            f"  SQL statements {len(first)}"
+        )
+        if verbose:
+            for sql in first:
+                print("      " + " ".join(sql.split())[:150])
+    if top:
+        profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting
+        profiler.enable()
+        for name in WIDGETS:
+            for t in signed[: max(1, requests // 4)]:
+                client.get(f"/widgets/{name}?token={t}")
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+    app.extensions["questline"].db.dispose()
 
 
 def reuse(players: int) -> tuple[int, list[int]] | None:
@@ -304,6 +381,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--no-http", action="store_true", help="only the render-only figures")
     parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N whole requests per widget through the Flask test client: CPU per request and a"
+        " cProfile; then stop",
+    )
+    parser.add_argument("--top", type=int, default=25, help="functions shown by --profile")
+    parser.add_argument("--sql", action="store_true", help="--profile prints each widget's SQL")
+    parser.add_argument(
         "--reuse", action="store_true", help="keep the database and boards of a previous run"
     )
     args = parser.parse_args()
@@ -318,6 +405,11 @@ def main() -> None:
     else:
         tenant_id, ids = reused
         print(f"reusing the seeded {len(ids):,} players", flush=True)
+    ensure_rules(tenant_id)
+    if args.profile:
+        print(f"\nwhole requests through the Flask test client, {args.profile} per widget:")
+        profile(tenant_id, ids, args.profile, args.top, args.sql)
+        return
 
     print(f"\nrender only ({args.render_calls} calls per widget, ms; cpu = CPU time per call):")
     for name, figures in render_only(tenant_id, ids, args.render_calls).items():

@@ -9,6 +9,7 @@ only when the viewer sits below the top N) and degrade to PostgreSQL when Redis 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from engine.badges import Group, Leaf, measure
 from engine.counters import RuleCounters
 from engine.leagues import window
+from engine.rules import DEFAULT_RULES, RuleBook, RuleSet, parse_rules
 from questline.awards import activity, player_badges
 from questline.inventory import inventory
 from questline.leaderboards import Leaderboards
@@ -27,8 +29,9 @@ from questline.league_models import BoardPreference
 from questline.league_repo import windowed_xp
 from questline.leagues import LeagueStore
 from questline.models import Player, Tenant, XpLedger
+from questline.models import RuleSet as RuleSetRow
 from questline.repository import TenantRepository
-from workers.rulesets import active_rules
+from widgets.models import WidgetPreference
 
 log = logging.getLogger("questline.widgets")
 
@@ -60,7 +63,84 @@ class BoardView:
 def _zone(session: Session, tenant_id: int, player: Player | None) -> str:
     if player is not None and player.timezone:
         return player.timezone
+    known = session.info.get(("tenant_zone", tenant_id))  # set by ``viewer``
+    if known is not None:
+        return str(known)
     return session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id)) or "UTC"
+
+
+def viewer(session: Session, tenant_id: int, player_id: int) -> Player | None:
+    """The viewing player, with the tenant's time zone and their nudge switch, in one query.
+
+    The zone and the switch are kept in ``session.info`` (this request's session only), where
+    ``_zone`` and ``widgets.nudges.nudges_off`` find them instead of asking again."""
+    row = session.execute(
+        select(Player, Tenant.timezone, WidgetPreference.nudges_off)
+        .join(Tenant, Tenant.id == Player.tenant_id)
+        .outerjoin(
+            WidgetPreference,
+            (WidgetPreference.tenant_id == Player.tenant_id)
+            & (WidgetPreference.player_id == Player.id),
+        )
+        .where(Player.tenant_id == tenant_id, Player.id == player_id)
+    ).first()
+    if row is None:
+        return None
+    player, zone, off = row
+    session.info[("tenant_zone", tenant_id)] = zone or "UTC"
+    session.info[("nudges_off", tenant_id, player_id)] = bool(off)
+    return player  # type: ignore[no-any-return]
+
+
+_DEFAULT_RULES = parse_rules(DEFAULT_RULES)
+_BOOKS: dict[tuple[str, int, tuple[int, ...]], RuleBook] = {}
+_BOOKS_LOCK = threading.Lock()
+_BOOKS_LIMIT = 256
+
+
+def rule_book(session: Session, tenant_id: int) -> RuleBook:
+    """The tenant's active rules, parsed once per set of active versions in this process.
+
+    Stored rule sets are never edited (a change is a new row), so the ids of the active rows
+    name the rules exactly: a widget asks only for those ids (no documents to transfer, decode
+    and re-key, which ``workers.rulesets.active_rule_book`` does on every call) and parses the
+    documents only when that set of ids is new. An activation shows on the next request."""
+    ids = tuple(
+        session.scalars(
+            select(RuleSetRow.id)
+            .where(RuleSetRow.tenant_id == tenant_id, RuleSetRow.active.is_(True))
+            .order_by(RuleSetRow.id)
+        )
+    )
+    key = (str(session.get_bind().engine.url), tenant_id, ids)
+    with _BOOKS_LOCK:
+        book = _BOOKS.get(key)
+    if book is not None:
+        return book
+    tenant = _DEFAULT_RULES
+    courses: dict[str, RuleSet] = {}
+    if ids:
+        rows = session.execute(
+            select(RuleSetRow.course, RuleSetRow.document)
+            .where(RuleSetRow.id.in_(ids))
+            .order_by(RuleSetRow.version)
+        )
+        for course, document in rows:
+            if course is None:
+                tenant = parse_rules(document, scope="tenant")
+            else:
+                courses[course] = parse_rules(document, scope="course")
+    book = RuleBook(tenant, courses)
+    with _BOOKS_LOCK:
+        if len(_BOOKS) >= _BOOKS_LIMIT:
+            _BOOKS.clear()
+        _BOOKS[key] = book
+    return book
+
+
+def active_rules(session: Session, tenant_id: int) -> RuleSet:
+    """The tenant-wide active rule set (the defaults when the tenant has none), cached."""
+    return rule_book(session, tenant_id).tenant
 
 
 def _redis_board(
@@ -273,9 +353,12 @@ class StreakView:
     zone: str
 
 
-def streak(session: Session, tenant_id: int, player: Player, *, now: datetime) -> StreakView:
+def streak(
+    session: Session, tenant_id: int, player: Player, *, now: datetime, freezes: bool = True
+) -> StreakView:
     """Current and longest streak, whether today (the learner's local day) counts yet, and the
-    hours left before local midnight; a streak whose last day is before yesterday is broken."""
+    hours left before local midnight; a streak whose last day is before yesterday is broken.
+    ``freezes=False`` skips reading the inventory (0 shown) for callers that do not show it."""
     zone = _zone(session, tenant_id, player)
     tz = ZoneInfo(zone)
     today = now.astimezone(tz).date()
@@ -283,8 +366,8 @@ def streak(session: Session, tenant_id: int, player: Player, *, now: datetime) -
     current = player.streak_current if last is not None and last >= today - timedelta(1) else 0
     midnight = datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz)
     hours_left = max(0, int((midnight - now).total_seconds() // 3600))
-    freezes = inventory(session, tenant_id, player.id).get(FREEZE_ITEM, 0)
-    return StreakView(current, player.streak_longest, last == today, hours_left, freezes, zone)
+    owned = inventory(session, tenant_id, player.id).get(FREEZE_ITEM, 0) if freezes else 0
+    return StreakView(current, player.streak_longest, last == today, hours_left, owned, zone)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ class Nudge:
 
 
 def nudges_off(session: Session, tenant_id: int, player_id: int) -> bool:
+    known = session.info.get(("nudges_off", tenant_id, player_id))  # widgets.data.viewer
+    if known is not None:
+        return bool(known)
     return bool(
         session.scalar(
             select(WidgetPreference.nudges_off).where(
@@ -78,7 +81,7 @@ def nudge_for(
         return None
     found = None
     if player.streak_current > 0:
-        found = streak_at_risk(streak(session, tenant_id, player, now=now))
+        found = streak_at_risk(streak(session, tenant_id, player, now=now, freezes=False))
     if found is None and locked:
         found = badge_near(locked)
     return found
