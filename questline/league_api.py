@@ -14,7 +14,10 @@ PostgreSQL (the ledger) when Redis cannot answer (STYLE 8).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from flask import Blueprint, jsonify, request
@@ -38,6 +41,7 @@ from questline.leaderboards import UnknownBoard, validate_board
 from questline.league_models import (
     BoardPreference,
     League,
+    LeagueMembership,
     LeagueResult,
 )
 from questline.league_repo import (
@@ -148,7 +152,9 @@ def put_config() -> Any:
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object")
     with ctx().db.session() as session:
-        return jsonify(config_json(save_config(session, tenant_id, body)))
+        saved = config_json(save_config(session, tenant_id, body))
+    forget_league_info(tenant_id)
+    return jsonify(saved)
 
 
 def save_config(session: Session, tenant_id: int, body: dict[str, Any]) -> League:
@@ -233,6 +239,59 @@ def league_standings() -> Any:
         )
 
 
+@dataclass(frozen=True)
+class _LeagueInfo:
+    """What a standings read needs of a league and its tenant, cached in the process."""
+
+    league_id: int
+    tenant_id: int
+    scope: str
+    enabled: bool
+    config: LeagueConfig
+    zone: str
+
+
+_INFO_SECONDS = 30.0  # a configuration change reaches every web worker within this
+_info_cache: dict[tuple[int, str], tuple[float, _LeagueInfo | None]] = {}
+_info_lock = threading.Lock()
+
+
+def _league_info(session: Session, tenant_id: int, scope: str) -> _LeagueInfo | None:
+    """The league and zone for a standings read: one SQL statement every ``_INFO_SECONDS`` per
+    (tenant, scope) and process, not one per read."""
+    now = time.monotonic()
+    with _info_lock:
+        hit = _info_cache.get((tenant_id, scope))
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    found = session.execute(_LEAGUE_AND_ZONE, {"tenant": tenant_id, "scope": scope}).first()
+    info = None
+    if found is not None:
+        league = found[0]
+        info = _LeagueInfo(
+            league.id,
+            league.tenant_id,
+            league.scope,
+            bool(league.enabled),
+            league_config(league),
+            found[1] or "UTC",
+        )
+    with _info_lock:
+        _info_cache[(tenant_id, scope)] = (now + _INFO_SECONDS, info)
+    return info
+
+
+def forget_league_info(tenant_id: int) -> None:
+    """Drop this process's cached league info of a tenant (its configuration changed)."""
+    with _info_lock:
+        for key in [k for k in _info_cache if k[0] == tenant_id]:
+            del _info_cache[key]
+
+
+def _ids(meta: dict[str, Any]) -> set[int]:
+    return {int(m[0]) for m in meta["members"]}
+
+
 def cohort_standings(
     session: Session,
     live_store: LeagueStore,
@@ -244,41 +303,71 @@ def cohort_standings(
 ) -> dict[str, Any]:
     """The standings document of the API and of ``questline leagues standings``.
 
-    The widget reads this on every page, so it costs two SQL statements and one Redis read:
-    the league with the tenant's zone, then the viewer's seat joined to every cohort member's
-    name and board preference; the week's XP comes from the cohort's sorted set. If Redis
-    cannot answer, the XP is summed from the ledger and the answer says ``degraded``.
+    The widget reads this on every page, so the usual read is one Redis round trip and no SQL:
+    the league and zone come from a per-process cache, and a Lua script returns the viewer's
+    seat, the cohort's cached metadata (tier, members, names, opt-outs) and its sorted set.
+    PostgreSQL is asked (the viewer's seat joined to every member's name and preference) only
+    when Redis has not cached the seat or metadata yet, or when the set holds a player the
+    metadata lacks (someone joined since): that read fills the cache. If Redis cannot answer,
+    the XP is summed from the ledger and the answer says ``degraded``.
     """
-    found = session.execute(_LEAGUE_AND_ZONE, {"tenant": tenant_id, "scope": scope}).first()
-    if found is None or not found[0].enabled:
+    info = _league_info(session, tenant_id, scope)
+    if info is None or not info.enabled:
         raise NotFound(f"leagues are not turned on for {scope!r}")
-    league, zone = found[0], found[1] or "UTC"
-    config = league_config(league)
-    week = week_window(now, zone)
+    config = info.config
+    week = week_window(now, info.zone)
     head = {
-        "league": league.scope,
+        "league": info.scope,
         "week": week.key,
         "ends_at": week.end.isoformat(),
         "time_left_seconds": int(time_left(now, week).total_seconds()),
     }
-    rows = session.execute(
-        _COHORT_OF_VIEWER,
-        {"tenant": tenant_id, "league": league.id, "week": week.key, "viewer": viewer},
-    ).all()
-    if not rows:
-        if TenantRepository(session, tenant_id).player(viewer) is None:
-            raise NotFound(f"no player {viewer} in this tenant")
-        return {**head, "joined": False, "message": "earn XP this week to join a cohort"}
-    cohort_id, tier = int(rows[0][0]), int(rows[0][1])
-    members = [int(r[2]) for r in rows]
-    names = {int(r[2]): r[3] for r in rows}
-    hidden = {int(r[2]) for r in rows if r[4]}
-    source = "redis"
+    source, view = "redis", None
     try:
-        live = live_store.cohort_scores(tenant_id, cohort_id)
-    except Exception:
+        view = live_store.read_cohort(tenant_id, info.league_id, week.key, viewer)
+    except Exception:  # reads degrade (STYLE 8)
         log.warning("standings from database: redis unavailable", exc_info=True)
-        live, source = league_xp(session, league, week, members), "database"
+        source = "database"
+    meta = view.meta if view is not None else None
+    # A set member missing from the cached metadata joined after it was cached: ask again.
+    if view is not None and meta is not None and view.scores.keys() <= _ids(meta):
+        cohort_id, tier = view.cohort_id, int(meta["tier"])
+        members = [int(m[0]) for m in meta["members"]]
+        names = {int(m[0]): m[1] for m in meta["members"]}
+        hidden = {int(m[0]) for m in meta["members"] if m[2]}
+        live = view.scores
+    else:
+        rows = session.execute(
+            _COHORT_OF_VIEWER,
+            {"tenant": tenant_id, "league": info.league_id, "week": week.key, "viewer": viewer},
+        ).all()
+        if not rows:
+            if TenantRepository(session, tenant_id).player(viewer) is None:
+                raise NotFound(f"no player {viewer} in this tenant")
+            return {**head, "joined": False, "message": "earn XP this week to join a cohort"}
+        cohort_id, tier = int(rows[0][0]), int(rows[0][1])
+        members = [int(r[2]) for r in rows]
+        names = {int(r[2]): r[3] for r in rows}
+        hidden = {int(r[2]) for r in rows if r[4]}
+        live = {}
+        if source == "redis":
+            try:
+                meta = {"tier": tier, "members": [[p, names[p], p in hidden] for p in members]}
+                live_store.remember_cohort(
+                    tenant_id, info.league_id, week.key, dict.fromkeys(members, cohort_id),
+                    cohort_id, meta,
+                )  # fmt: skip
+                live = (
+                    view.scores
+                    if view is not None
+                    else live_store.cohort_scores(tenant_id, cohort_id)
+                )
+            except Exception:  # reads degrade (STYLE 8)
+                log.warning("standings from database: redis unavailable", exc_info=True)
+                source = "database"
+        if source == "database":
+            league = League(id=info.league_id, tenant_id=tenant_id, scope=info.scope)
+            live = league_xp(session, league, week, members)
     table = standings({pid: max(live.get(pid, 0), 0) for pid in members}, tier, config)
     mine = next(s for s in table if s.player_id == viewer)
     return {
@@ -437,4 +526,17 @@ def put_board_preference(player_id: int) -> Any:
             session.add(pref)
         pref.opt_out = body["opt_out"]
         pref.updated_at = _now()
+        cohorts = session.scalars(
+            select(LeagueMembership.cohort_id).where(
+                LeagueMembership.tenant_id == tenant_id,
+                LeagueMembership.player_id == player_id,
+                LeagueMembership.week >= (_now() - timedelta(days=8)).date().isoformat(),
+            )
+        ).all()
+    try:  # cached cohort names must not show an opted-out player
+        pipe = store().client.pipeline(transaction=False)
+        store().forget_cohorts(pipe, tenant_id, [int(c) for c in cohorts])
+        pipe.execute()
+    except Exception:
+        log.warning("cohort cache not dropped: redis unavailable", exc_info=True)
     return jsonify({"player_id": player_id, "opt_out": body["opt_out"]})

@@ -99,6 +99,7 @@ def apply_step(
     report = StepReport()
     cohort_writes: list[tuple[int, int, dict[int, int]]] = []
     window_writes: list[tuple[int, Window, str, dict[int, int]]] = []
+    grown: list[tuple[int, int]] = []  # (tenant, cohort) that took new members
     with db.session() as session:
         for tenant_id, players in sorted(touched.items()):
             if not players:
@@ -121,7 +122,9 @@ def apply_step(
                     seats = memberships(session, league, week.key, xp)
                     report.deferred += len(set(xp) - seats.keys())
                 else:
-                    report.joined += len(join(session, league, week, xp, db.is_postgres))
+                    joined = join(session, league, week, xp, db.is_postgres)
+                    report.joined += len(joined)
+                    grown.extend((tenant_id, c) for c in set(joined.values()))
                     seats = memberships(session, league, week.key, xp)
                 by_cohort: dict[int, dict[int, int]] = defaultdict(dict)
                 for pid, cohort in seats.items():
@@ -132,6 +135,8 @@ def apply_step(
         store.record_cohort(pipe, tenant_id, cohort, scores)
     for tenant_id, win, board, scores in window_writes:
         store.record_window(pipe, tenant_id, win.kind, win.key, board, scores)
+    for tenant_id, cohort in grown:  # cached member lists of these cohorts are now short
+        store.forget_cohorts(pipe, tenant_id, [cohort])
     pipe.execute()
     report.cohort_writes, report.window_writes = len(cohort_writes), len(window_writes)
     return report
