@@ -98,18 +98,21 @@ def _collect(node: Criterion, out: list[Leaf]) -> None:
 
 
 def update_tally(
-    tally: Mapping[str, Any] | None, leaf: Leaf, event: ActivityEvent
+    tally: Mapping[str, Any] | None, leaf: Leaf, event: ActivityEvent, at: int | None = None
 ) -> dict[str, Any]:
     """The tally after a matching ``event``. Windowed tallies keep (time, value, object) entries
-    inside the window; the others keep running totals."""
-    at = int(event.occurred_at.timestamp())
+    inside the window; the others keep running totals. ``at`` is the event's epoch seconds when
+    the caller has them already. A new dict is returned: tallies may be shared with a frozen
+    state, so they are never changed in place."""
+    if at is None:
+        at = int(event.occurred_at.timestamp())
     value = _value(leaf, event)
     obj = event.object_id
     if leaf.within is not None:
         entries = [e for e in (tally or {}).get("w", []) if at - e[0] < leaf.within]
         entries.append([at, value, obj])
         return {"w": entries[-MAX_DISTINCT:]}
-    old = dict(tally or {})
+    old = tally or {}
     if leaf.kind == "count":
         return {"n": int(old.get("n", 0)) + 1}
     if leaf.kind == "sum_of":

@@ -102,6 +102,18 @@ def advance(
 ) -> tuple[dict[str, Mapping[str, Any]], list[QuestCompleted]]:
     """Progress after ``event`` (which earned ``xp_gained`` XP) and the quests it completed."""
     out = dict(progress)
+    return out, advance_into(quests, out, event, day, xp_gained)
+
+
+def advance_into(
+    quests: tuple[Quest, ...],
+    progress: dict[str, Mapping[str, Any]],
+    event: ActivityEvent,
+    day: date,
+    xp_gained: int,
+) -> list[QuestCompleted]:
+    """``advance``, writing into ``progress`` (the engine owns it: engine/state.py). Entries are
+    replaced, never changed in place, as they may be shared with a frozen state."""
     done: list[QuestCompleted] = []
     for quest in quests:
         if quest.course is not None and event.course != quest.course:
@@ -110,7 +122,7 @@ def advance(
         if period is None:
             continue
         key = quest_key(quest.id, period)
-        entry = out.get(key) or {}
+        entry = progress.get(key) or {}
         values = list(entry.get("v") or [0.0] * len(quest.objectives))
         if len(values) != len(quest.objectives):  # the rules changed: start the period again
             values = [0.0] * len(quest.objectives)
@@ -125,8 +137,10 @@ def advance(
         complete = bool(entry.get("done")) or all(
             v >= o.target for v, o in zip(values, quest.objectives, strict=True)
         )
-        out[key] = {"v": values, "done": complete}
-        _prune(out, quest.id)
+        new_period = key not in progress
+        progress[key] = {"v": values, "done": complete}
+        if new_period:  # only a new period can push an old one out
+            _prune(progress, quest.id)
         if complete and not entry.get("done"):
             met = "; ".join(
                 f"{o.describe()} ({v:g})" for o, v in zip(quest.objectives, values, strict=True)
@@ -140,7 +154,7 @@ def advance(
                     f"{event.id}: {met}",
                 )
             )
-    return out, done
+    return done
 
 
 def _contribution(objective: Objective, event: ActivityEvent, xp_gained: int) -> float:

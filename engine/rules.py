@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 from engine.badges import Badge, parse_badge
+from engine.compiled import CompiledRules
 from engine.levels import LevelCurve, parse_level_curve
 from engine.quests import Quest, parse_quest
 from engine.shop import ShopItem, parse_shop_item
@@ -91,6 +93,12 @@ class RuleSet:
         for rule in self.xp:
             index.setdefault(rule.on, []).append(rule)
         self._by_type.update({k: tuple(v) for k, v in index.items()})
+
+    @cached_property
+    def compiled(self) -> CompiledRules:
+        """The rule set prepared for evaluation, built on first use and kept with the set
+        (rule sets are immutable; the worker and replays reuse one set for many events)."""
+        return CompiledRules(self)
 
     def rules_for(self, event_type: str) -> tuple[XpRule, ...]:
         """The rules for ``event_type``, in document order."""
