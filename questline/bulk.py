@@ -14,7 +14,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
 
 
@@ -85,3 +86,50 @@ def update_rows(
         return
     sql = _update_statement(table, tuple(rows[0]), key, increments, conn.dialect)
     conn.exec_driver_sql(sql, (json.dumps(rows, separators=(",", ":"), default=_default),))
+
+
+def id_in(column: Any, ids: list[int], postgres: bool) -> ColumnElement[bool]:
+    """``column IN ids`` as ``column = ANY(%s::bigint[])`` on PostgreSQL: one parameter and a
+    constant SQL text (prepared once per connection), where an IN-list renders, and psycopg
+    re-parses, one placeholder per id on every execute. SQLite keeps the IN-list."""
+    if postgres:
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=64)
+def _upsert_add_statement(
+    table: Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    add: str,
+    returning: tuple[str, ...],
+    dialect: Dialect,
+) -> str:
+    spec = ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in columns)
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table.name} ({names}) SELECT {names} "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS u({spec}) "
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {add} = {table.name}.{add} + "
+        f"EXCLUDED.{add} RETURNING {', '.join(returning)}"
+    )
+
+
+def upsert_add_returning(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    conflict: tuple[str, ...],
+    add: str,
+    returning: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
+    """INSERT each row, or add its ``add`` column to the existing row's (a running total), in
+    one statement; return ``returning`` of every row written (PostgreSQL only). Rows must not
+    repeat a conflict key within one call."""
+    if not rows:
+        return []
+    sql = _upsert_add_statement(table, tuple(rows[0]), conflict, add, returning, conn.dialect)
+    document = json.dumps(rows, separators=(",", ":"), default=_default)
+    return [tuple(r) for r in conn.exec_driver_sql(sql, (document,))]

@@ -37,7 +37,7 @@ from engine.streaks import Streak
 from identity.models import PlayerMerge
 from identity.players import actor_key, resolve_players
 from questline import metrics
-from questline.bulk import insert_ignore_returning, update_rows
+from questline.bulk import id_in, insert_ignore_returning, update_rows, upsert_add_returning
 from questline.currency import Credit, apply_credits
 from questline.db import Database
 from questline.ingest import upsert_ignore
@@ -147,15 +147,15 @@ def _load_states(
             Player.timezone,
             Player.rule_state,
         )
-        .where(Player.id.in_(player_ids))
+        .where(id_in(Player.id, player_ids, postgres))
         .order_by(Player.id)
     )
     if postgres:
         stmt = stmt.with_for_update()
     out: dict[int, tuple[PlayerState, str | None]] = {}
     rows = session.execute(stmt).all()  # the player rows are locked from here on
-    held = _held_badges(session, player_ids)
-    freezes = _freezes(session, player_ids)
+    held = _held_badges(session, player_ids, postgres)
+    freezes = _freezes(session, player_ids, postgres)
     for pid, xp, level, cur, longest, last_day, zone, rule_state in rows:
         streak = Streak(cur, longest, date.fromisoformat(last_day) if last_day else None)
         counters = RuleCounters.from_json(rule_state)
@@ -167,10 +167,10 @@ def _load_states(
 FREEZE = "streak_freeze"
 
 
-def _freezes(session: Session, player_ids: list[int]) -> dict[int, int]:
+def _freezes(session: Session, player_ids: list[int], postgres: bool) -> dict[int, int]:
     rows = session.execute(
         select(PlayerInventory.player_id, PlayerInventory.quantity).where(
-            PlayerInventory.player_id.in_(player_ids), PlayerInventory.item == FREEZE
+            id_in(PlayerInventory.player_id, player_ids, postgres), PlayerInventory.item == FREEZE
         )
     )
     return {pid: quantity for pid, quantity in rows}
@@ -198,7 +198,7 @@ def _save_freezes(
 
 
 def _held_badges(
-    session: Session, player_ids: list[int]
+    session: Session, player_ids: list[int], postgres: bool
 ) -> dict[int, dict[str, tuple[int, int | None]]]:
     """Per player, the latest award of each badge and scope: (tier, expiry epoch). Revoked
     awards count as held, so revoking does not lead to the badge being awarded again."""
@@ -213,7 +213,7 @@ def _held_badges(
             PlayerBadge.tier,
             PlayerBadge.expires_at,
         )
-        .where(PlayerBadge.player_id.in_(player_ids))
+        .where(id_in(PlayerBadge.player_id, player_ids, postgres))
         .order_by(PlayerBadge.awarded_at, PlayerBadge.tier, PlayerBadge.id)
     )
     for pid, badge_id, scope, tier, expires in rows:
@@ -235,7 +235,7 @@ def apply_tenant_rows(
     tenant_zone = session.scalar(select(Tenant.timezone).where(Tenant.id == tenant_id)) or "UTC"
     player_of = {row.id: players[actor_key(row.event.actor)] for row in rows}
     loaded = _load_states(session, sorted(set(player_of.values())), postgres)
-    _refuse_merged(session, tenant_id, list(loaded))
+    _refuse_merged(session, tenant_id, list(loaded), postgres)
     before = {pid: state for pid, (state, _zone) in loaded.items()}
     states = dict(before)
     zones = {pid: zone for pid, (_state, zone) in loaded.items()}
@@ -386,14 +386,15 @@ class PlayerMerged(RuntimeError):
     to the surviving player, so nothing is written to the merged-away one."""
 
 
-def _refuse_merged(session: Session, tenant_id: int, player_ids: list[int]) -> None:
+def _refuse_merged(session: Session, tenant_id: int, player_ids: list[int], postgres: bool) -> None:
     """Checked after the player rows are locked: a merge that committed before our lock is
     visible now (READ COMMITTED), and one that starts later waits for our transaction."""
     if not player_ids:
         return
     merged = session.scalars(
         select(PlayerMerge.source_player_id).where(
-            PlayerMerge.tenant_id == tenant_id, PlayerMerge.source_player_id.in_(player_ids)
+            PlayerMerge.tenant_id == tenant_id,
+            id_in(PlayerMerge.source_player_id, player_ids, postgres),
         )
     ).all()
     if merged:
@@ -432,20 +433,27 @@ def _add_course_xp(
             deltas[(entry["course"], pid)] += entry["amount"]
     if not deltas:
         return {}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    params = [
+        {"tenant_id": tenant_id, "course": course, "player_id": pid, "xp": delta}
+        for (course, pid), delta in sorted(deltas.items())
+    ]
+    if session.get_bind().dialect.name == "postgresql":  # one statement, one parameter
+        returned = upsert_add_returning(
+            session.connection(),
+            PlayerCourseStats.__table__,
+            params,
+            conflict=("tenant_id", "course", "player_id"),
+            add="xp",
+            returning=("course", "player_id", "xp"),
+        )
+        return {(course, pid): xp for course, pid, xp in returned}
+    from sqlalchemy.dialects.sqlite import insert
+
     stmt = insert(PlayerCourseStats)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "course", "player_id"],
         set_={"xp": PlayerCourseStats.xp + stmt.excluded.xp},
     ).returning(PlayerCourseStats.course, PlayerCourseStats.player_id, PlayerCourseStats.xp)
-    params = [
-        {"tenant_id": tenant_id, "course": course, "player_id": pid, "xp": delta}
-        for (course, pid), delta in sorted(deltas.items())
-    ]
     return {(course, pid): xp for course, pid, xp in session.execute(stmt, params)}
 
 
