@@ -82,12 +82,15 @@ def _nul_path(value: Any, path: str = "") -> str | None:
     return None
 
 
-def validate_items(items: list[Any], report: IngestReport) -> list[tuple[ActivityEvent, Any]]:
-    """Parse every item; record the invalid ones in ``report`` and return the valid ones."""
+def validate_items(
+    items: list[Any], report: IngestReport, *, nul_free: bool = False
+) -> list[tuple[ActivityEvent, Any]]:
+    """Parse every item; record the invalid ones in ``report`` and return the valid ones.
+    ``nul_free``: the caller knows no string in ``items`` holds a NUL (skip looking)."""
     valid: list[tuple[ActivityEvent, Any]] = []
     for index, item in enumerate(items):
         item_id = item.get("id") if isinstance(item, dict) else None
-        nul = _nul_path(item)
+        nul = None if nul_free else _nul_path(item)
         if nul is not None:
             error = {"field": nul, "message": _NUL_MESSAGE}
             report.rejected.append(Rejected(index, item_id, [error]))
@@ -144,11 +147,14 @@ def store_events(
     events: list[tuple[ActivityEvent, Any]],
     received_at: datetime,
     report: IngestReport,
+    *,
+    nul_free: bool = False,
 ) -> None:
     """Insert the events into the inbox; fill ``report`` with accepted and duplicate ids.
 
     ``target`` is the caller's session (the insert joins its transaction) or a connection
-    or writer (``Database.autocommit()``, where the single statement commits on its own)."""
+    or writer (``Database.autocommit()``, where the single statement commits on its own).
+    ``nul_free``: the caller checked the request's bytes for NUL escapes (see ``api``)."""
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for index, (event, raw) in enumerate(events):
@@ -160,7 +166,9 @@ def store_events(
         raw_text = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
         # Adapters (webhooks, LTI) come here without validate_items: the last guard against a
         # NUL that PostgreSQL would refuse, failing every other row of the request with it.
-        nul = _nul_path(canonical) or ("(raw)" if "\x00" in raw_text else None)
+        nul = (
+            None if nul_free else _nul_path(canonical) or ("(raw)" if "\x00" in raw_text else None)
+        )
         if nul is not None:
             error = {"field": nul, "message": _NUL_MESSAGE}
             report.rejected.append(Rejected(index, event.id, [error]))

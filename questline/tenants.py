@@ -54,6 +54,12 @@ class KeyCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[int, float]] = {}
 
+    def cached(self, key: str) -> int | None:
+        """The tenant of ``key`` if it was looked up in the last ``_CACHE_SECONDS``: the hot
+        path answers without opening a database session."""
+        hit = self._entries.get(hash_key(key))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
     def tenant_for(self, session: Session, key: str) -> int | None:
         digest = hash_key(key)
         now = time.monotonic()

@@ -214,6 +214,26 @@ def test_a_nul_character_is_rejected_by_field_and_spares_the_rest(client, tenant
     assert inbox_count(db, tenant.id) == 1
 
 
+def test_the_nul_shortcut_never_lets_one_through(client, tenant: TenantHandle, db):
+    """Ingest skips the per-value NUL scan when the body has no \\u0000 escape; a UTF-16 body
+    (json.loads reads it) must still be scanned, and a literal backslash-u0000 is no NUL."""
+    bad = event("nul-16")
+    bad["object"]["id"] = "lesson\u0000"
+    body = json.dumps([bad, event("ok-16")]).encode("utf-16")
+    response = client.post(
+        "/api/v1/events", data=body, headers={**tenant.auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 202, response.get_json()
+    data = response.get_json()
+    assert data["accepted"] == ["ok-16"]
+    assert data["rejected"][0]["errors"][0]["field"] == "object.id"
+    harmless = event("backslash-1")
+    harmless["object"]["id"] = "C:\\u0000"  # a backslash, then the text u0000
+    response = client.post("/api/v1/events", json=harmless, headers=tenant.auth)
+    assert response.status_code == 202 and response.get_json()["accepted"] == ["backslash-1"]
+    assert inbox_count(db, tenant.id) == 2
+
+
 def test_machine_endpoints_get_a_null_session_and_browser_pages_a_real_one(app):
     from flask.sessions import NullSession, SecureCookieSession
 
