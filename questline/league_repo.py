@@ -217,6 +217,68 @@ def _lock_league(session: Session, league_id: int) -> None:
     )
 
 
+# The whole placement of a batch on PostgreSQL, one statement, run under the league lock (its
+# snapshot is taken after the lock is granted, so the membership re-check and the open cohorts
+# it reads are current). The same arithmetic as engine.leagues.place: per tier, joiners in
+# player id order fill the open cohorts fullest first (size descending, then id), then new
+# cohorts of ``size``; the test suite holds it to the engine's plan. New cohort ids are drawn
+# from the sequence first, so memberships can name them in the same statement.
+_JOIN = """
+WITH want AS (
+    SELECT DISTINCT p.id AS player_id FROM unnest(CAST(:ids AS bigint[])) AS p(id)
+    WHERE NOT EXISTS (SELECT 1 FROM league_memberships AS m
+                      WHERE m.league_id = :league AND m.week = :week AND m.player_id = p.id)
+), wk AS (
+    INSERT INTO league_weeks (tenant_id, league_id, week, starts_at, ends_at, status)
+    VALUES (:tenant, :league, :week, :start, :end, 'open')
+    ON CONFLICT (league_id, week) DO NOTHING
+), newcomers AS (
+    INSERT INTO league_players (league_id, player_id, tenant_id, tier)
+    SELECT :league, want.player_id, :tenant, 0 FROM want
+    ON CONFLICT (league_id, player_id) DO NOTHING
+), joiner AS (
+    SELECT w.player_id, t.tier,
+           row_number() OVER (PARTITION BY t.tier ORDER BY w.player_id) AS k
+    FROM want AS w
+    LEFT JOIN league_players AS lp ON lp.league_id = :league AND lp.player_id = w.player_id
+    CROSS JOIN LATERAL (SELECT least(greatest(coalesce(lp.tier, 0), 0), :top) AS tier) AS t
+), open AS (
+    SELECT c.id, c.tier, :size - c.size AS room,
+           sum(:size - c.size) OVER (PARTITION BY c.tier ORDER BY c.size DESC, c.id) AS upto
+    FROM league_cohorts AS c
+    WHERE c.league_id = :league AND c.week = :week AND c.size < :size
+      AND c.tier IN (SELECT tier FROM joiner)
+), room AS (
+    SELECT tier, sum(room) AS room FROM open GROUP BY tier
+), placed AS (
+    SELECT j.player_id, j.tier, o.id AS cohort_id
+    FROM joiner AS j
+    JOIN open AS o ON o.tier = j.tier AND j.k > o.upto - o.room AND j.k <= o.upto
+), overflow AS (
+    SELECT j.player_id, j.tier, (j.k - coalesce(r.room, 0) - 1) / :size AS n
+    FROM joiner AS j LEFT JOIN room AS r ON r.tier = j.tier
+    WHERE j.k > coalesce(r.room, 0)
+), fresh AS MATERIALIZED (
+    SELECT tier, n, count(*) AS size,
+           nextval(pg_get_serial_sequence('league_cohorts', 'id')) AS id
+    FROM overflow GROUP BY tier, n
+), made AS (
+    INSERT INTO league_cohorts (id, tenant_id, league_id, week, tier, size)
+    SELECT id, :tenant, :league, :week, tier, size FROM fresh
+), topped AS (
+    UPDATE league_cohorts AS c SET size = c.size + t.n
+    FROM (SELECT cohort_id, count(*) AS n FROM placed GROUP BY cohort_id) AS t
+    WHERE c.id = t.cohort_id
+)
+INSERT INTO league_memberships (tenant_id, league_id, week, player_id, cohort_id, tier)
+SELECT :tenant, :league, :week, player_id, cohort_id, tier FROM placed
+UNION ALL
+SELECT :tenant, :league, :week, o.player_id, f.id, o.tier
+FROM overflow AS o JOIN fresh AS f ON f.tier = o.tier AND f.n = o.n
+RETURNING player_id, cohort_id
+"""
+
+
 def join(
     session: Session,
     league: League,
@@ -229,9 +291,10 @@ def join(
     Returns {player: cohort id} for those who joined now. On PostgreSQL the league is locked
     with a transaction-scoped advisory lock and the membership check is repeated under it, so
     two workers can neither overfill a cohort nor place a player twice (SQLite has one writer
-    at a time anyway). A batch costs the same dozen statements whatever its size and however
-    many tiers it spans: the placement is planned in Python (``engine.leagues.place``) and
-    written with one statement per table.
+    at a time anyway). On PostgreSQL a batch costs three round trips whatever its size and
+    tiers: the seated check (most calls stop here: the players already play this week), the
+    lock, and one statement that plans and writes the placement (``_JOIN``). SQLite plans in
+    Python (``engine.leagues.place``) and writes with one statement per table.
     """
     wanted = set(player_ids)
     if len(wanted) > JOIN_CHUNK:
@@ -248,30 +311,30 @@ def join(
     if not wanted:
         return {}
     config = league_config(league)
-    ensure_week(session, league, week, postgres)
-    if postgres:
-        # Array parameters: one statement, where executemany would send a statement a row.
-        session.execute(
-            text(
-                "INSERT INTO league_players (league_id, player_id, tenant_id, tier)"
-                " SELECT :league, p, :tenant, 0 FROM unnest(CAST(:ids AS bigint[])) AS p"
-                " ON CONFLICT (league_id, player_id) DO NOTHING"
-            ),
-            {"league": league.id, "tenant": league.tenant_id, "ids": sorted(wanted)},
-        )
-    else:
-        session.execute(
-            insert_ignore(LeaguePlayer, postgres, ["league_id", "player_id"]),
-            [
-                {"league_id": league.id, "player_id": p, "tenant_id": league.tenant_id, "tier": 0}
-                for p in sorted(wanted)
-            ],
-        )
     if postgres:
         _lock_league(session, league.id)
-        wanted -= memberships(session, league, week.key, wanted).keys()
-        if not wanted:
-            return {}
+        rows = session.execute(
+            text(_JOIN),
+            {
+                "ids": sorted(wanted),
+                "tenant": league.tenant_id,
+                "league": league.id,
+                "week": week.key,
+                "start": week.start,
+                "end": week.end,
+                "size": config.cohort_size,
+                "top": len(config.tiers) - 1,
+            },
+        )
+        return {int(p): int(c) for p, c in rows}
+    ensure_week(session, league, week, postgres)
+    session.execute(
+        insert_ignore(LeaguePlayer, postgres, ["league_id", "player_id"]),
+        [
+            {"league_id": league.id, "player_id": p, "tenant_id": league.tenant_id, "tier": 0}
+            for p in sorted(wanted)
+        ],
+    )
     by_tier: dict[int, list[int]] = defaultdict(list)
     for pid, tier in session.execute(
         select(LeaguePlayer.player_id, LeaguePlayer.tier).where(
@@ -279,7 +342,7 @@ def join(
         )
     ):
         by_tier[max(0, min(int(tier), len(config.tiers) - 1))].append(int(pid))
-    return _fill(session, league, week.key, by_tier, config.cohort_size, postgres)
+    return _fill(session, league, week.key, by_tier, config.cohort_size)
 
 
 def _fill(
@@ -288,10 +351,8 @@ def _fill(
     week: str,
     by_tier: Mapping[int, list[int]],
     size: int,
-    postgres: bool,
 ) -> dict[int, int]:
-    """Seat every tier's joiners: top up the open cohorts, create the new ones, one statement
-    each for all tiers."""
+    """Seat every tier's joiners on SQLite: top up the open cohorts, create the new ones."""
     open_cohorts: dict[int, list[OpenCohort]] = defaultdict(list)
     for cohort_id, tier, filled in session.execute(
         select(LeagueCohort.id, LeagueCohort.tier, LeagueCohort.size).where(
@@ -302,100 +363,41 @@ def _fill(
         )
     ):
         open_cohorts[int(tier)].append(OpenCohort(int(cohort_id), int(filled)))
-    topped: list[dict[str, int]] = []
-    fresh: list[dict[str, Any]] = []
-    seats: list[tuple[list[int], int | None, int]] = []  # (players, cohort id or None, tier)
+    rows: list[dict[str, Any]] = []
     for tier in sorted(by_tier):
         players = sorted(by_tier[tier])
         plan = place(open_cohorts[tier], len(players), size)
         at = 0
         for cohort_id, n in plan.existing:
-            topped.append({"cid": cohort_id, "n": n})
-            seats.append((players[at : at + n], cohort_id, tier))
+            session.execute(
+                update(LeagueCohort)
+                .where(LeagueCohort.id == cohort_id)
+                .values(size=LeagueCohort.size + n)
+            )
+            rows.extend(_seat(league, week, p, cohort_id, tier) for p in players[at : at + n])
             at += n
         for n in plan.new:
-            fresh.append(
-                {
-                    "tenant_id": league.tenant_id,
-                    "league_id": league.id,
-                    "week": week,
-                    "tier": tier,
-                    "size": n,
-                }
+            cohort = LeagueCohort(
+                tenant_id=league.tenant_id, league_id=league.id, week=week, tier=tier, size=n
             )
-            seats.append((players[at : at + n], None, tier))
+            session.add(cohort)
+            session.flush()
+            rows.extend(_seat(league, week, p, cohort.id, tier) for p in players[at : at + n])
             at += n
-    if topped:
-        _top_up(session, topped, size, postgres)
-    new_ids: list[int] = []
-    if fresh:
-        new_ids = [
-            int(i)
-            for i in session.scalars(
-                insert(LeagueCohort).returning(LeagueCohort.id, sort_by_parameter_order=True),
-                fresh,
-            )
-        ]
-    created = iter(new_ids)
-    rows: list[dict[str, Any]] = []
-    for players, cohort_id, tier in seats:
-        cohort = cohort_id if cohort_id is not None else next(created)
-        rows.extend(
-            {
-                "tenant_id": league.tenant_id,
-                "league_id": league.id,
-                "week": week,
-                "player_id": pid,
-                "cohort_id": cohort,
-                "tier": tier,
-            }
-            for pid in players
-        )
-    if postgres:
-        session.execute(
-            text(
-                "INSERT INTO league_memberships"
-                " (tenant_id, league_id, week, player_id, cohort_id, tier)"
-                " SELECT :tenant, :league, :week, m.p, m.c, m.t FROM unnest("
-                "CAST(:pids AS bigint[]), CAST(:cids AS bigint[]), CAST(:tiers AS int[]))"
-                " AS m(p, c, t)"
-            ),
-            {
-                "tenant": league.tenant_id,
-                "league": league.id,
-                "week": week,
-                "pids": [r["player_id"] for r in rows],
-                "cids": [r["cohort_id"] for r in rows],
-                "tiers": [r["tier"] for r in rows],
-            },
-        )
-    else:
+    if rows:
         session.execute(insert(LeagueMembership), rows)
     return {r["player_id"]: r["cohort_id"] for r in rows}
 
 
-def _top_up(session: Session, topped: list[dict[str, int]], size: int, postgres: bool) -> None:
-    """Grow the open cohorts by the planned counts; refuse to overfill (only possible without
-    the league lock, which would be a bug)."""
-    if postgres:
-        done = session.execute(
-            text(
-                "UPDATE league_cohorts AS c SET size = c.size + m.n"
-                " FROM unnest(CAST(:cids AS bigint[]), CAST(:ns AS int[])) AS m(cid, n)"
-                " WHERE c.id = m.cid AND c.size + m.n <= :size"
-            ),
-            {"cids": [t["cid"] for t in topped], "ns": [t["n"] for t in topped], "size": size},
-        ).rowcount
-    else:
-        done = 0
-        for item in topped:
-            done += session.execute(
-                update(LeagueCohort)
-                .where(LeagueCohort.id == item["cid"], LeagueCohort.size + item["n"] <= size)
-                .values(size=LeagueCohort.size + item["n"])
-            ).rowcount
-    if done != len(topped):  # pragma: no cover - only without the league lock
-        raise RuntimeError("an open cohort filled up under us")
+def _seat(league: League, week: str, player_id: int, cohort_id: int, tier: int) -> dict[str, Any]:
+    return {
+        "tenant_id": league.tenant_id,
+        "league_id": league.id,
+        "week": week,
+        "player_id": player_id,
+        "cohort_id": cohort_id,
+        "tier": tier,
+    }
 
 
 def insert_ignore(model: Any, postgres: bool, keys: list[str]) -> Any:
