@@ -225,9 +225,14 @@ def _lock_league(session: Session, league_id: int) -> None:
 # from the sequence first, so memberships can name them in the same statement.
 _JOIN = """
 WITH want AS (
+    -- LATERAL ... LIMIT 1: one index probe per id, never a scan of the week's memberships
+    -- (a hash anti-join over a million rows per batch, if estimates go stale as they grow).
     SELECT DISTINCT p.id AS player_id FROM unnest(CAST(:ids AS bigint[])) AS p(id)
-    WHERE NOT EXISTS (SELECT 1 FROM league_memberships AS m
-                      WHERE m.league_id = :league AND m.week = :week AND m.player_id = p.id)
+    LEFT JOIN LATERAL (
+        SELECT 1 AS seated FROM league_memberships AS m
+        WHERE m.league_id = :league AND m.week = :week AND m.player_id = p.id LIMIT 1
+    ) AS s ON true
+    WHERE s.seated IS NULL
 ), wk AS (
     INSERT INTO league_weeks (tenant_id, league_id, week, starts_at, ends_at, status)
     VALUES (:tenant, :league, :week, :start, :end, 'open')
