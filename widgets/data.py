@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.badges import Group, Leaf, measure
@@ -60,6 +60,39 @@ class BoardView:
     opted_out: bool
 
 
+# Statements a widget runs on every request, built once: building a select and its cache key
+# costs more CPU than PostgreSQL spends answering these.
+_VIEWER = (
+    select(Player, Tenant.timezone, WidgetPreference.nudges_off)
+    .join(Tenant, Tenant.id == Player.tenant_id)
+    .outerjoin(
+        WidgetPreference,
+        (WidgetPreference.tenant_id == Player.tenant_id)
+        & (WidgetPreference.player_id == Player.id),
+    )
+    .where(Player.tenant_id == bindparam("tenant"), Player.id == bindparam("player"))
+)
+_ACTIVE_RULE_IDS = (
+    select(RuleSetRow.id)
+    .where(RuleSetRow.tenant_id == bindparam("tenant"), RuleSetRow.active.is_(True))
+    .order_by(RuleSetRow.id)
+)
+_NAMES = (
+    select(Player.id, Player.display_name, BoardPreference.opt_out)
+    .outerjoin(
+        BoardPreference,
+        (BoardPreference.tenant_id == Player.tenant_id) & (BoardPreference.player_id == Player.id),
+    )
+    .where(Player.tenant_id == bindparam("tenant"), Player.id.in_(bindparam("ids", expanding=True)))
+)
+_RECENT_GAINS = (
+    select(XpLedger.amount, XpLedger.explanation, XpLedger.occurred_at)
+    .where(XpLedger.tenant_id == bindparam("tenant"), XpLedger.player_id == bindparam("player"))
+    .order_by(XpLedger.occurred_at.desc(), XpLedger.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def _zone(session: Session, tenant_id: int, player: Player | None) -> str:
     if player is not None and player.timezone:
         return player.timezone
@@ -74,16 +107,7 @@ def viewer(session: Session, tenant_id: int, player_id: int) -> Player | None:
 
     The zone and the switch are kept in ``session.info`` (this request's session only), where
     ``_zone`` and ``widgets.nudges.nudges_off`` find them instead of asking again."""
-    row = session.execute(
-        select(Player, Tenant.timezone, WidgetPreference.nudges_off)
-        .join(Tenant, Tenant.id == Player.tenant_id)
-        .outerjoin(
-            WidgetPreference,
-            (WidgetPreference.tenant_id == Player.tenant_id)
-            & (WidgetPreference.player_id == Player.id),
-        )
-        .where(Player.tenant_id == tenant_id, Player.id == player_id)
-    ).first()
+    row = session.execute(_VIEWER, {"tenant": tenant_id, "player": player_id}).first()
     if row is None:
         return None
     player, zone, off = row
@@ -105,13 +129,7 @@ def rule_book(session: Session, tenant_id: int) -> RuleBook:
     name the rules exactly: a widget asks only for those ids (no documents to transfer, decode
     and re-key, which ``workers.rulesets.active_rule_book`` does on every call) and parses the
     documents only when that set of ids is new. An activation shows on the next request."""
-    ids = tuple(
-        session.scalars(
-            select(RuleSetRow.id)
-            .where(RuleSetRow.tenant_id == tenant_id, RuleSetRow.active.is_(True))
-            .order_by(RuleSetRow.id)
-        )
-    )
+    ids = tuple(session.scalars(_ACTIVE_RULE_IDS, {"tenant": tenant_id}))
     key = (str(session.get_bind().engine.url), tenant_id, ids)
     with _BOOKS_LOCK:
         book = _BOOKS.get(key)
@@ -269,15 +287,7 @@ def _names_and_hidden(
     a few milliseconds; each query is one)."""
     if not ids:
         return {}, set()
-    rows = session.execute(
-        select(Player.id, Player.display_name, BoardPreference.opt_out)
-        .outerjoin(
-            BoardPreference,
-            (BoardPreference.tenant_id == Player.tenant_id)
-            & (BoardPreference.player_id == Player.id),
-        )
-        .where(Player.tenant_id == tenant_id, Player.id.in_(set(ids)))
-    )
+    rows = session.execute(_NAMES, {"tenant": tenant_id, "ids": sorted(set(ids))})
     names: dict[int, str] = {}
     hidden: set[int] = set()
     for pid, name, out in rows:
@@ -328,10 +338,7 @@ def level(session: Session, tenant_id: int, player: Player, *, recent: int = 5) 
     span = (ceiling - floor) if ceiling is not None else 0
     percent = 100 if not span else max(0, min(100, round(100 * (player.xp - floor) / span)))
     rows = session.execute(
-        select(XpLedger.amount, XpLedger.explanation, XpLedger.occurred_at)
-        .where(XpLedger.tenant_id == tenant_id, XpLedger.player_id == player.id)
-        .order_by(XpLedger.occurred_at.desc(), XpLedger.id.desc())
-        .limit(recent)
+        _RECENT_GAINS, {"tenant": tenant_id, "player": player.id, "limit": recent}
     )
     return LevelView(
         level=player.level,

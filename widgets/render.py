@@ -189,7 +189,9 @@ def fragment(
                 session, tenant_id, player, now=now, daily_goal=goal
             )
             view["dashboard"] = board
-            view["cells"] = dashboard.calendar_cells(board)
+            view["cells"] = dashboard.calendar_svg(
+                dashboard.calendar_cells(board), flask_babel.gettext("XP")
+            )
             view["points"] = dashboard.history_points(board)
             view["ring"] = dashboard.goal_ring(board.goal)
         elif name == "level":
