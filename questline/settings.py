@@ -121,6 +121,9 @@ class Settings:
     log_json: bool = True
     # Webhook receivers: the largest body a sender may post (413 beyond), default 1 MiB.
     webhook_max_body_bytes: int = 1024 * 1024
+    # Outbound webhooks may call loopback, private and link-local addresses (development,
+    # on-premises receivers). Off: such URLs are refused (server-side request forgery).
+    outbound_allow_private: bool = False
     # The public base URL (https://questline.example.org) that `connections create` prints and
     # that HubSpot signs; unset = the URL as the request arrived.
     public_url: str | None = None
@@ -170,6 +173,7 @@ _PARSERS: Mapping[str, Callable[[str], Any]] = {
     "log_level": str.upper,
     "log_json": _bool,
     "webhook_max_body_bytes": _int,
+    "outbound_allow_private": _bool,
     "public_url": _optional,
     "lti_jwks_cache_seconds": _int,
     "lti_roster_sync_seconds": _int,

@@ -59,7 +59,8 @@ def create_subscription() -> Any:
         raise BadRequest("events must be strings")
     try:
         with ctx().db.session() as session:
-            sub, secret = subscribe(session, tenant_id, url, events)
+            allow = ctx().settings.outbound_allow_private
+            sub, secret = subscribe(session, tenant_id, url, events, allow_private=allow)
             body = {**_subscription(sub), "secret": secret}
     except SubscriptionError as exc:
         raise BadRequest(str(exc)) from None

@@ -202,10 +202,12 @@ def webhooks() -> None:
 def subscribe_cmd(tenant: str, url: str, events: tuple[str, ...]) -> None:
     from webhooks.outbound import SubscriptionError, subscribe
 
-    _settings, db = _context()
+    settings, db = _context()
     try:
         with db.session() as session:
-            sub, secret = subscribe(session, _tenant_id(session, tenant), url, list(events))
+            tenant_id = _tenant_id(session, tenant)
+            allow = settings.outbound_allow_private
+            sub, secret = subscribe(session, tenant_id, url, list(events), allow_private=allow)
             sub_id = sub.id
     except SubscriptionError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -234,7 +236,7 @@ def log_cmd(tenant: str, limit: int) -> None:
 def deliver_cmd() -> None:
     from webhooks.outbound import deliver_due
 
-    _settings, db = _context()
-    stats = deliver_due(db, datetime.now(UTC))
+    settings, db = _context()
+    stats = deliver_due(db, datetime.now(UTC), allow_private=settings.outbound_allow_private)
     db.dispose()
     click.echo(f"delivered {stats.delivered}, retrying {stats.retrying}, failed {stats.failed}")

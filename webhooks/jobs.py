@@ -28,7 +28,9 @@ def deliver_outbound() -> dict[str, Any]:
 
     ctx = worker_context()
     ctx.redis.delete(flag_key(ctx.settings.redis_prefix))  # rows recorded from now on re-wake
-    stats = deliver_due(ctx.db, datetime.now(UTC))
+    stats = deliver_due(
+        ctx.db, datetime.now(UTC), allow_private=ctx.settings.outbound_allow_private
+    )
     return {"delivered": stats.delivered, "retrying": stats.retrying, "failed": stats.failed}
 
 
@@ -61,7 +63,7 @@ def enqueue_delivery(ctx: Any) -> None:
     if ctx.settings.embedded:
         from webhooks.outbound import deliver_due
 
-        deliver_due(ctx.db, datetime.now(UTC))
+        deliver_due(ctx.db, datetime.now(UTC), allow_private=ctx.settings.outbound_allow_private)
         return
     if not ctx.redis.set(flag_key(ctx.settings.redis_prefix), b"1", nx=True, ex=FLAG_TTL_SECONDS):
         return  # a run is already queued

@@ -24,6 +24,7 @@ from engine.decisions import BadgeAwarded, LevelReached, StreakUpdated
 from questline.db import Database
 from questline.ingest import upsert_ignore
 from webhooks.connections import new_secret
+from webhooks.egress import EgressRefused, check_destination, check_url
 from webhooks.models import WebhookDeliveryAttempt, WebhookOutbox, WebhookSubscription
 from webhooks.signatures import standard_sign
 
@@ -42,11 +43,21 @@ class SubscriptionError(ValueError):
 
 
 def subscribe(
-    session: Session, tenant_id: int, url: str, event_types: list[str]
+    session: Session,
+    tenant_id: int,
+    url: str,
+    event_types: list[str],
+    *,
+    allow_private: bool = False,
 ) -> tuple[WebhookSubscription, str]:
-    """Subscribe ``url`` to ``event_types``; return the subscription and its signing secret."""
+    """Subscribe ``url`` to ``event_types``; return the subscription and its signing secret.
+    ``allow_private``: QUESTLINE_OUTBOUND_ALLOW_PRIVATE (see ``webhooks.egress``)."""
     if not url.startswith(("https://", "http://")) or len(url) > 2000:
         raise SubscriptionError("the URL must be http(s) and at most 2000 characters")
+    try:
+        check_url(url, allow_private=allow_private)
+    except EgressRefused as exc:
+        raise SubscriptionError(str(exc)) from None
     unknown = sorted(set(event_types) - set(EVENT_TYPES))
     if unknown or not event_types:
         raise SubscriptionError(f"event types are {', '.join(EVENT_TYPES)}; not {unknown}")
@@ -207,8 +218,11 @@ def deliver_due(
     http: requests.Session | None = None,
     limit: int = 100,
     max_attempts: int = MAX_ATTEMPTS,
+    allow_private: bool = False,
 ) -> DeliveryStats:
-    """Deliver every due message once; record each attempt; schedule retries with backoff."""
+    """Deliver every due message once; record each attempt; schedule retries with backoff.
+    A URL leading to a non-public address is not called (``webhooks.egress``): the attempt
+    is recorded as failed with the reason, and retried like any other failure."""
     stats = DeliveryStats()
     client = http or requests.Session()
     for outbox_id in _claim(db, now, limit):
@@ -227,6 +241,8 @@ def deliver_due(
         status_code, error, started = None, None, time.perf_counter()
         if disabled:
             error = "subscription disabled"
+        elif (refused := _refusal(url, allow_private)) is not None:
+            error = refused
         else:
             stamp = str(int(now.timestamp()))
             headers = {
@@ -265,6 +281,14 @@ def deliver_due(
                 )
             )  # fmt: skip
     return stats
+
+
+def _refusal(url: str, allow_private: bool) -> str | None:
+    try:
+        check_destination(url, allow_private=allow_private)
+    except EgressRefused as exc:
+        return f"refused: {exc}"
+    return None
 
 
 def delivery_log(session: Session, tenant_id: int, limit: int = 50) -> list[dict[str, Any]]:

@@ -65,7 +65,7 @@ def test_delivery_log_shows_attempts(
 ) -> None:
     created = client.post(
         "/api/v1/webhooks/subscriptions",
-        json={"url": "http://127.0.0.1:9/unreachable", "events": ["badge.awarded"]},
+        json={"url": "https://hooks.unreachable.invalid/h", "events": ["badge.awarded"]},
         headers=_auth(tenant),
     ).json
     with db.session() as session:

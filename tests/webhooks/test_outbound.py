@@ -9,6 +9,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -142,16 +143,18 @@ def test_signed_delivery_retries_with_backoff_and_logs_every_attempt(
     db: Database, tenant: TenantHandle, receiver: Receiver
 ) -> None:
     with db.session() as session:
-        _, secret = subscribe(session, tenant.id, receiver.url, ["level.reached"])
+        _, secret = subscribe(
+            session, tenant.id, receiver.url, ["level.reached"], allow_private=True
+        )
         record(session, tenant.id, "level.reached", {"player_id": 7, "level": 3}, "lvl:7:3")
     receiver.plan = [500, 503]
     now = datetime.now(UTC) + timedelta(seconds=1)
-    first = deliver_due(db, now)
+    first = deliver_due(db, now, allow_private=True)
     assert (first.delivered, first.retrying) == (0, 1)
-    assert deliver_due(db, now).retrying == 0  # not due again before the backoff
-    second = deliver_due(db, now + backoff(1))
+    assert deliver_due(db, now, allow_private=True).retrying == 0  # not due before the backoff
+    second = deliver_due(db, now + backoff(1), allow_private=True)
     assert second.retrying == 1
-    third = deliver_due(db, now + backoff(1) + backoff(2))
+    third = deliver_due(db, now + backoff(1) + backoff(2), allow_private=True)
     assert third.delivered == 1
     assert len(receiver.requests) == 3
     ids = {headers["webhook-id"] for headers, _ in receiver.requests}
@@ -169,11 +172,13 @@ def test_signed_delivery_retries_with_backoff_and_logs_every_attempt(
 
 def test_unreachable_endpoint_fails_after_max_attempts(db: Database, tenant: TenantHandle) -> None:
     with db.session() as session:
-        subscribe(session, tenant.id, "http://127.0.0.1:1/nothing", ["badge.awarded"])
+        subscribe(
+            session, tenant.id, "http://127.0.0.1:1/nothing", ["badge.awarded"], allow_private=True
+        )
         record(session, tenant.id, "badge.awarded", {"badge": "x"}, "award:x")
     at = datetime.now(UTC) + timedelta(seconds=1)
     for _ in range(3):
-        deliver_due(db, at, max_attempts=3)
+        deliver_due(db, at, max_attempts=3, allow_private=True)
         at += timedelta(hours=7)
     with db.sessions() as session:
         (entry,) = delivery_log(session, tenant.id)
@@ -184,11 +189,12 @@ def test_unreachable_endpoint_fails_after_max_attempts(db: Database, tenant: Ten
 def test_scheduler_wake_queues_one_rq_run_that_delivers(
     settings: Settings, ctx: Context, db: Database, tenant: TenantHandle, receiver: Receiver
 ) -> None:
+    ctx.settings = replace(settings, outbound_allow_private=True)  # the receiver is on loopback
     set_worker_context(ctx)
     queue = Queue(settings.queue_name, connection=ctx.redis)
     assert wake_delivery(ctx) is False and len(queue) == 0  # nothing due: no job
     with db.session() as session:
-        subscribe(session, tenant.id, receiver.url, ["quest.completed"])
+        subscribe(session, tenant.id, receiver.url, ["quest.completed"], allow_private=True)
         record(session, tenant.id, "quest.completed", {"quest": "q1"}, "quest:q1:7")
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert wake_delivery(ctx, later) is True
@@ -221,3 +227,66 @@ def test_engine_decisions_become_messages_keyed_by_the_award() -> None:
     assert outbound_for(7, "e3", StreakUpdated(current=1, longest=9, last_day=day)) is None
     xp = XpAwarded(idempotency_key="k", rule_id="r", amount=5, course=None, explanation="")
     assert outbound_for(7, "e1", xp) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/h",
+        "http://localhost/h",
+        "http://api.localhost/h",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/h",
+        "http://192.168.1.1/h",
+        "http://[::1]/h",
+        "http://[::ffff:127.0.0.1]/h",
+        "http://0.0.0.0/h",
+    ],
+)
+def test_internal_addresses_cannot_be_subscribed(
+    db: Database, tenant: TenantHandle, url: str
+) -> None:
+    """SSRF guard: a tenant admin's URL may not aim Questline at its own network."""
+    with db.session() as session, pytest.raises(SubscriptionError, match="public addresses"):
+        subscribe(session, tenant.id, url, ["badge.awarded"])
+
+
+def test_a_name_resolving_to_loopback_is_refused_at_delivery_and_never_called(
+    db: Database, tenant: TenantHandle, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name passes at subscribe time (no DNS then); every delivery checks where it leads.
+    The name's DNS answer is supplied here (the test machine has no public DNS)."""
+    import socket
+
+    import webhooks.egress
+
+    port = int(receiver.url.split(":")[2].split("/")[0])
+
+    def resolve(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        assert host == "hooks.rebind.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(webhooks.egress.socket, "getaddrinfo", resolve)
+    with db.session() as session:
+        subscribe(session, tenant.id, f"http://hooks.rebind.example:{port}/h", ["level.reached"])
+        record(session, tenant.id, "level.reached", {"player_id": 1, "level": 2}, "lvl:1:2")
+    stats = deliver_due(db, datetime.now(UTC) + timedelta(seconds=1))
+    assert (stats.delivered, stats.retrying) == (0, 1)
+    assert receiver.requests == []
+    with db.sessions() as session:
+        (entry,) = delivery_log(session, tenant.id)
+    error = entry["log"][0]["error"]
+    assert error.startswith("refused: hooks.rebind.example resolves to 127.0.0.1, a loopback")
+
+
+def test_egress_rules_on_addresses() -> None:
+    from webhooks.egress import EgressRefused, check_destination, check_url
+
+    check_url("https://hooks.example.org/x", allow_private=False)  # a name: checked at delivery
+    check_url("https://93.184.215.14/x", allow_private=False)  # a public literal
+    check_url("http://127.0.0.1/x", allow_private=True)  # the operator allows private
+    for bad in ("ftp://x/y", "http:///nohost", "http://example.org:99999/"):
+        with pytest.raises(EgressRefused):
+            check_url(bad, allow_private=False)
+    with pytest.raises(EgressRefused, match="cannot resolve"):
+        check_destination("https://no-such-host.invalid/x", allow_private=False)
