@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, g, request, session
@@ -22,6 +23,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from identity import sso_sessions
 from identity.errors import Forbidden, SsoRejected
 from identity.models import PlayerMerge, PlayerRole, SsoConfig
 from identity.oidc import OidcClientCache, audiences, check_times, verify_jwt
@@ -38,12 +40,21 @@ SESSION_MAX_SECONDS = 12 * 3600
 
 
 def session_user() -> dict[str, Any] | None:
-    """The signed-in SSO user, or None; an expired sign-in is cleared."""
+    """The signed-in SSO user, or None. An expired sign-in is cleared, and so is one whose
+    server-side session was ended (logout here, back-channel logout from the IdP, erasure):
+    the cookie alone is not enough, or a copied cookie would outlive its sign-out."""
     user = session.get(SESSION_USER)
     if not isinstance(user, dict):
         return None
     login_at = user.get("login_at")
     if not isinstance(login_at, int | float) or time.time() - login_at > SESSION_MAX_SECONDS:
+        session.pop(SESSION_USER, None)
+        return None
+    with _db().sessions() as db_session:
+        live = sso_sessions.is_live(
+            db_session, user.get("session_id"), int(user["tenant_id"]), datetime.now(UTC)
+        )
+    if not live:
         session.pop(SESSION_USER, None)
         return None
     return user

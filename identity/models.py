@@ -94,3 +94,38 @@ class IdentityAudit(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
 
     __table_args__ = (Index("ix_identity_audit_tenant", "tenant_id", "created_at"),)
+
+
+class SsoSession(Base):
+    """One SSO sign-in, so it can be ended from the server side: the signed cookie names it,
+    and a request whose session row is ended (RP-initiated logout here, OpenID Connect
+    Back-Channel Logout from the provider, erasure) is signed out. ``sid`` is the provider's
+    session id from the ID token, which a back-channel logout token names."""
+
+    __tablename__ = "sso_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    player_id: Mapped[int] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"))
+    issuer: Mapped[str] = mapped_column(String(500))
+    sub: Mapped[str] = mapped_column(String(255))
+    sid: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+    __table_args__ = (
+        Index("ix_sso_sessions_sub", "tenant_id", "issuer", "sub"),
+        Index("ix_sso_sessions_sid", "tenant_id", "issuer", "sid"),
+    )
+
+
+class SsoLogoutToken(Base):
+    """The ``jti`` of every back-channel logout token accepted, per issuer: a replayed token is
+    refused (Back-Channel Logout 1.0, 2.6 step 9). Purged with the sessions it could end."""
+
+    __tablename__ = "sso_logout_tokens"
+
+    issuer: Mapped[str] = mapped_column(String(500), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from identity.linking import audit, identities_json
-from identity.models import IdentityAudit, PlayerMerge, PlayerRole
+from identity.models import IdentityAudit, PlayerMerge, PlayerRole, SsoSession
 from lti.models import LtiCourseMember, LtiLaunch, LtiScorePost
 from questline.errors import NotFound
 from questline.models import (
@@ -204,6 +204,12 @@ def erase_player(session: Session, tenant_id: int, player_id: int, actor: str) -
         ):
             _redact(row, pseudonym)  # applied later, it scores the same anonymous player
             unassigned += 1
+    # Their SSO sessions end (the rows hold the provider's subject and session ids).
+    session.execute(
+        delete(SsoSession).where(
+            SsoSession.tenant_id == tenant_id, SsoSession.player_id.in_(people)
+        )
+    )
     lti_rows = 0
     for model in (LtiLaunch, LtiCourseMember, LtiScorePost):
         done = session.execute(

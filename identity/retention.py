@@ -14,7 +14,9 @@ Purged by ``questline privacy purge`` (and by ``questline scheduler`` once a day
    Pending rows keep theirs until processed.
 2. **LTI launch records** a day after they expire (a launch lives 8 hours): they hold the whole
    id_token, name and email included, and serve only the pages that follow a launch.
-3. **Erased players' leftovers**: anything attached to an erased player after the erasure (an
+3. **SSO sessions** a day after they ended or expired (they hold the provider's subject and
+   session ids), and the back-channel logout token ids remembered to refuse replays.
+4. **Erased players' leftovers**: anything attached to an erased player after the erasure (an
    event a worker was applying at that moment, an LTI membership from a roster sync in flight)
    is redacted or removed as the erasure would have, so erasure stays complete.
 """
@@ -27,11 +29,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from identity import sso_sessions
 from identity.models import IdentityAudit
 from lti.models import LtiCourseMember, LtiLaunch, LtiScorePost
 from questline.models import InboxEvent
 
 LAUNCH_GRACE = timedelta(days=1)
+SESSION_KEEP = timedelta(days=1)
 CHUNK = 5000
 
 
@@ -40,6 +44,7 @@ class PurgeReport:
     raw_bodies_emptied: int = 0
     lti_launches_deleted: int = 0
     erased_leftovers: int = 0
+    sso_sessions_deleted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -75,6 +80,7 @@ def purge(session: Session, now: datetime, retention_days: int) -> PurgeReport:
         session.execute(delete(LtiLaunch).where(LtiLaunch.expires_at < now - LAUNCH_GRACE))
     )
     report.erased_leftovers = _erased_leftovers(session)
+    report.sso_sessions_deleted = sso_sessions.purge_ended(session, now, SESSION_KEEP)
     session.flush()
     return report
 

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,8 +22,16 @@ from flask import Blueprint, current_app, redirect, render_template_string, requ
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
+from identity import sso_sessions
 from identity.api import bp as identity_api_bp
-from identity.auth import SESSION_USER, current_player, session_user, user_principal
+from identity.auth import (
+    SESSION_MAX_SECONDS,
+    SESSION_USER,
+    current_player,
+    session_user,
+    user_principal,
+)
+from identity.backchannel import validate_logout_token
 from identity.config import config_json, find_tenant, sso_config
 from identity.crypto import unseal
 from identity.errors import Forbidden, SsoRejected
@@ -172,6 +181,16 @@ def callback(tenant_id: int) -> ResponseReturnValue:
         _check_domain(config.allowed_domains or [], merged)
         with ctx().db.session() as tx:
             link = link_sso_login(tx, tenant_id, config, merged)
+            session_id = sso_sessions.start(
+                tx,
+                tenant_id=tenant_id,
+                player_id=link.player_id,
+                issuer=config.issuer,
+                sub=claims["sub"],
+                sid=claims.get("sid"),
+                now=datetime.now(UTC),
+                lifetime=timedelta(seconds=SESSION_MAX_SECONDS),
+            )
         groups = merged.get(config.roles_claim)
         groups = [groups] if isinstance(groups, str) else groups if isinstance(groups, list) else []
         idp_admin = bool(config.admin_group) and config.admin_group in groups
@@ -183,6 +202,7 @@ def callback(tenant_id: int) -> ResponseReturnValue:
         "id_token": id_token,
         "idp_admin": idp_admin,
         "login_at": int(time.time()),
+        "session_id": session_id,
     }
     log.info("sso login", extra={"tenant_id": tenant_id, "rule": link.rule})
     return redirect(pending["next"], code=302)
@@ -207,7 +227,8 @@ def logout() -> ResponseReturnValue:
     done = f"{base_url()}/sso/logged-out"
     if not isinstance(user, dict):
         return redirect(done, code=302)
-    with ctx().db.sessions() as db_session:
+    with ctx().db.session() as db_session:
+        sso_sessions.end(db_session, user.get("session_id"), datetime.now(UTC))
         config = sso_config(db_session, int(user["tenant_id"]))
     if config is None:
         return redirect(done, code=302)
@@ -222,6 +243,39 @@ def logout() -> ResponseReturnValue:
         }
     )
     return redirect(f"{meta.end_session_endpoint}?{query}", code=302)
+
+
+@bp.post("/sso/<int:tenant_id>/backchannel-logout")
+def backchannel_logout(tenant_id: int) -> ResponseReturnValue:
+    """OpenID Connect Back-Channel Logout 1.0: the provider ends this person's sessions here.
+    A refusal is a 400 naming the check that failed (the spec's answer); success is 200."""
+    token = request.form.get("logout_token")
+    if not token:
+        raise SsoRejected("invalid_request", "POST logout_token as a form field")
+    now = datetime.now(UTC)
+    with ctx().db.session() as tx:
+        config = sso_config(tx, tenant_id)
+        if config is None:
+            raise SsoRejected("sso_not_configured", "this tenant has no SSO", 404)
+        claims = validate_logout_token(
+            token,
+            cache=oidc(),
+            meta=oidc().metadata(config.issuer),
+            client_id=config.client_id,
+            now=now.timestamp(),
+        )
+        if not sso_sessions.first_use_of(tx, config.issuer, claims["jti"], now):
+            raise SsoRejected("invalid_logout_token", "this logout token was already used")
+        ended = sso_sessions.end_for_logout(
+            tx,
+            tenant_id=tenant_id,
+            issuer=config.issuer,
+            sub=claims.get("sub"),
+            sid=claims.get("sid"),
+            now=now,
+        )
+    log.info("sso back-channel logout", extra={"tenant_id": tenant_id, "ended": ended})
+    return "", 200, {"Cache-Control": "no-store"}
 
 
 @bp.get("/sso/logged-out")

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 
 from engine.events import parse_event
+from identity import sso_sessions
+from identity.models import SsoLogoutToken, SsoSession
 from identity.retention import purge
 from lti.models import LtiCourse, LtiCourseMember, LtiLaunch
 from lti.registrations import register_platform
@@ -156,6 +158,45 @@ def test_expired_launches_go_and_erased_leftovers_are_cleaned(
         assert player is not None and player.email is None
     with db.session() as session:
         assert purge(session, now, 365).erased_leftovers == 0
+
+
+def test_ended_sso_sessions_and_old_logout_jtis_go(tenant: TenantHandle, db: Database) -> None:
+    now = datetime.now(UTC)
+    with db.session() as session:
+        player = Player(tenant_id=tenant.id, display_name="Sam Session")
+        session.add(player)
+        session.flush()
+        ids = {}
+        for name, started, ended in (
+            ("live", now, None),
+            ("ended-long-ago", now - timedelta(days=3), now - timedelta(days=2)),
+            ("ended-just-now", now - timedelta(hours=1), now),
+            ("expired-long-ago", now - timedelta(days=3), None),
+        ):
+            ids[name] = sso_sessions.start(
+                session,
+                tenant_id=tenant.id,
+                player_id=player.id,
+                issuer="https://idp.acme.test",
+                sub="sam",
+                sid=name,
+                now=started,
+                lifetime=timedelta(hours=12),
+            )
+            sso_sessions.end(session, ids[name] if ended else None, ended or now)
+        assert sso_sessions.first_use_of(session, "https://idp.acme.test", "old", now)
+        session.execute(update(SsoLogoutToken).values(seen_at=now - timedelta(days=2)))
+        assert sso_sessions.first_use_of(session, "https://idp.acme.test", "new", now)
+        assert not sso_sessions.first_use_of(session, "https://idp.acme.test", "new", now)
+        report = purge(session, now, 365)
+        assert report.sso_sessions_deleted == 2
+        left = session.scalars(select(SsoSession.sid).where(SsoSession.tenant_id == tenant.id))
+        assert sorted(left) == ["ended-just-now", "live"]
+        assert sso_sessions.is_live(session, ids["live"], tenant.id, now)
+        assert not sso_sessions.is_live(session, ids["ended-just-now"], tenant.id, now)
+        assert not sso_sessions.is_live(session, ids["live"], tenant.id + 1, now)
+        jtis = session.scalars(select(SsoLogoutToken.jti)).all()
+        assert "old" not in jtis and "new" in jtis
 
 
 def test_cli_purge_dry_run_changes_nothing(

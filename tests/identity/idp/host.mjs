@@ -94,6 +94,9 @@ function build(issuer) {
           jwt: { sign: { alg: "RS256" } },
         }),
       },
+      // OpenID Connect Back-Channel Logout 1.0: on sign-out the provider POSTs a logout_token
+      // to every client of the session that registered a backchannel_logout_uri.
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -107,6 +110,9 @@ function build(issuer) {
       },
     },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    // Back-channel logout calls Questline on loopback, which the provider's SSRF guard (rightly)
+    // refuses in production; this test host's fetch leaves out that guard's dispatcher.
+    fetch: (url, { dispatcher, ...options }) => globalThis.fetch(url, options),
     ttl: { IdToken: 300, AccessToken: 600, Session: 3600, Grant: 3600, Interaction: 600 },
   });
   provider.proxy = false;
