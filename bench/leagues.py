@@ -12,20 +12,25 @@ What each figure measures, and why this way:
 
 * **Joins/s**: every player earned XP this week (ledger rows loaded with COPY) and holds a
   tier spread over the ten default tiers; the real ``league_repo.join`` places them in
-  batches of 500 (one worker batch), each in its own transaction with the tier advisory locks,
+  batches of 500 (one worker batch), each in its own transaction with the league advisory lock,
   from ``--threads`` threads at once (two workers on two cores by default).
-* **Standings read p99**: ``GET /api/v1/leagues/standings?player=`` through the real Flask app
-  (API key check, membership lookup in PostgreSQL, the cohort from Redis, names, preferences)
-  for random players, after ``rebuild_current`` wrote every cohort to Redis.
-* **Rollover**: ``close_due_weeks`` on the ended week: ranks every cohort from the ledger,
-  promotes and demotes (one UPDATE ... FROM VALUES per 20,000 moves), writes a result and a
-  ``league.finished`` fact per member, two transactions.
+* **Standings read p50/p99**: ``GET /api/v1/leagues/standings?player=`` through the real Flask
+  app for ``--reads`` random players, twice: a cold pass (each cohort's first read fills the
+  Redis cache from PostgreSQL) and a warm pass (the widget's usual read: one Redis round trip,
+  no SQL). Besides wall-clock percentiles, which a loaded shared machine inflates, it prints the
+  CPU spent per read: this process (Flask test client + app), the PostgreSQL backends (from
+  ``/proc/<pid>/stat``, the server is local) and the Redis server (``INFO cpu``).
+* **Rollover**: ``close_due_weeks`` on the ended week, each step timed: open -> promoted (late
+  joins, every cohort ranked in SQL, one UPDATE for the moves) and promoted -> closed (results,
+  one ``league.finished`` inbox event per member, outbox rows for subscriptions), with the
+  PostgreSQL backend CPU of each.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import statistics
 import sys
@@ -122,6 +127,32 @@ def seed(players: int) -> tuple[int, int, list[int]]:
     return tenant_id, league_id, ids
 
 
+def backend_cpu(pids: set[int]) -> float:
+    """CPU seconds (user + system) the given local PostgreSQL backends have used so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def track_backends(db) -> set[int]:
+    """The pids of the backends the pool hands out, as they are checked out."""
+    from sqlalchemy import event
+
+    pids: set[int] = set()
+
+    @event.listens_for(db.engine, "checkout")
+    def seen(dbapi, record, proxy) -> None:
+        pids.add(dbapi.info.backend_pid)
+
+    return pids
+
+
 def bench_joins(db, league_id: int, ids: list[int], threads: int) -> float:
     from engine.leagues import week_window
     from questline.league_models import League
@@ -168,7 +199,7 @@ def main() -> None:
     from questline.settings import Settings
     from questline.tenants import issue_key
     from workers.context import Context
-    from workers.leagues import close_due_weeks, rebuild_current
+    from workers.leagues import rebuild_current
     from workers.pipeline import Pipeline
     from workers.queue import InlineDispatcher
 
@@ -208,33 +239,50 @@ def main() -> None:
     rng = random.Random(6)
     headers = {"Authorization": f"Bearer {key}"}
     app.get(f"/api/v1/leagues/standings?player={ids[0]}", headers=headers)  # warm caches
-    samples = []
-    for _ in range(args.reads):
-        pid = rng.choice(ids)
-        t = time.perf_counter()
-        response = app.get(f"/api/v1/leagues/standings?player={pid}", headers=headers)
-        samples.append((time.perf_counter() - t) * 1000)
-        assert response.status_code == 200 and response.get_json()["joined"], response.data
-    samples.sort()
-    p99 = samples[int(len(samples) * 0.99) - 1]
-    print(
-        f"standings read: p50 {statistics.median(samples):.2f} ms, p99 {p99:.2f} ms "
-        f"over {len(samples):,} reads (in-process Flask client, one thread)"
-    )
+    pids = track_backends(db)
+    sample = [rng.choice(ids) for _ in range(args.reads)]
+    for label in ("cold", "warm"):
+        samples = []
+        pg0, redis0, cpu0 = backend_cpu(pids), client.info("cpu"), time.process_time()
+        for pid in sample:
+            t = time.perf_counter()
+            response = app.get(f"/api/v1/leagues/standings?player={pid}", headers=headers)
+            samples.append((time.perf_counter() - t) * 1000)
+            assert response.status_code == 200 and response.get_json()["joined"], response.data
+        per = 1000 / len(sample)
+        own = (time.process_time() - cpu0) * per
+        pg = (backend_cpu(pids) - pg0) * per
+        redis1 = client.info("cpu")
+        rcpu = sum(redis1[k] - redis0[k] for k in ("used_cpu_sys", "used_cpu_user")) * per
+        samples.sort()
+        p99 = samples[int(len(samples) * 0.99) - 1]
+        print(
+            f"standings read ({label}): p50 {statistics.median(samples):.2f} ms, p99 {p99:.2f} ms"
+            f" over {len(samples):,} reads; CPU per read: app {own:.2f} ms, PostgreSQL"
+            f" {pg:.2f} ms, Redis {rcpu:.3f} ms (in-process Flask client, one thread)"
+        )
 
     from engine.leagues import week_window
+    from workers.leagues import close_step
 
     week_end = week_window(WEEK_AT, "UTC").end
-    started = time.perf_counter()
-    report = close_due_weeks(
-        db, None, week_end + timedelta(minutes=10), timedelta(minutes=5), tenant_id
-    )
-    rollover = time.perf_counter() - started
-    print(
-        f"rollover: {rollover:.1f}s for {report.results:,} members "
-        f"({report.promoted:,} promoted, {report.demoted:,} demoted, "
-        f"{report.events:,} league.finished events)"
-    )
+    total = 0.0
+    while True:
+        pg0, started = backend_cpu(pids), time.perf_counter()
+        step = close_step(db, week_end + timedelta(minutes=10), timedelta(minutes=5), tenant_id)
+        took = time.perf_counter() - started
+        if step is None:
+            break
+        total += took
+        _row, status, ranking, (events, messages) = step
+        pg = backend_cpu(pids) - pg0
+        print(
+            f"rollover step -> {status}: {took:.1f}s (PostgreSQL CPU {pg:.1f}s);"
+            f" {ranking.members:,} members, {ranking.promoted:,} promoted,"
+            f" {ranking.demoted:,} demoted, {events:,} league.finished events,"
+            f" {messages:,} webhook messages"
+        )
+    print(f"rollover: {total:.1f}s")
     db.dispose()
 
 
