@@ -85,6 +85,7 @@ class ActivityEvent:
     course: str | None = None
     result: Result = field(default_factory=Result)
     extensions: Mapping[str, Any] = field(default_factory=dict)
+    group: str | None = None  # the LMS group the activity happened in (``context.group``)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe form stored in the inbox and carried by jobs."""
@@ -104,8 +105,9 @@ class ActivityEvent:
         }
         if self.object_id is not None:
             out["object"] = _compact({"id": self.object_id, "type": self.object_type})
-        if self.course is not None:
-            out["context"] = {"course": self.course}
+        context = _compact({"course": self.course, "group": self.group})
+        if context:
+            out["context"] = context
         result = _compact(
             {
                 "score": self.result.score,
@@ -279,6 +281,9 @@ def parse_event(data: Any, *, default_source: str = "api") -> ActivityEvent:
 
     context = check.mapping(data, "context", "context")
     course = check.text(context, "course", "context.course", max_length=255)
+    group = check.text(context, "group", "context.group", max_length=255)
+    if group is not None and any(c.isspace() for c in group):
+        check.fail("context.group", "must be a group id without spaces (it names a board)")
 
     result_data = check.mapping(data, "result", "result")
     passed = result_data.get("passed")
@@ -322,4 +327,5 @@ def parse_event(data: Any, *, default_source: str = "api") -> ActivityEvent:
         course=course,
         result=result,
         extensions=dict(extensions),
+        group=group,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-BOARD_PATTERN = re.compile(r"^(tenant|course:[^\s]{1,255})$")
+BOARD_PATTERN = re.compile(r"^(tenant|course:[^\s]{1,255}|group:[^\s]{1,255})$")
 
 
 class UnknownBoard(ValueError):

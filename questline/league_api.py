@@ -45,6 +45,7 @@ from questline.league_models import (
     LeagueResult,
 )
 from questline.league_repo import (
+    GROUP_PREFIX,
     league_by_scope,
     league_config,
     league_xp,
@@ -75,10 +76,9 @@ def _flag(name: str) -> bool:
 
 def _scope() -> str:
     scope = request.args.get("league", "tenant")
-    try:
-        return validate_board(scope)
-    except UnknownBoard:
-        raise BadRequest("league must be 'tenant' or 'course:<course id>'") from None
+    if not _valid_scope(scope):
+        raise BadRequest("league must be 'tenant' or 'course:<course id>'")
+    return scope
 
 
 def _player(repo: TenantRepository, name: str = "player", required: bool = True) -> int | None:
@@ -195,11 +195,12 @@ def _merged_config(base: LeagueConfig, body: dict[str, Any]) -> LeagueConfig:
 
 
 def _valid_scope(scope: str) -> bool:
+    """Leagues are per tenant or per course; groups have boards, not leagues."""
     try:
         validate_board(scope)
     except UnknownBoard:
         return False
-    return True
+    return not scope.startswith(GROUP_PREFIX)
 
 
 # The two reads of a standings request, as plain SQL built once: constructing the ORM select
@@ -437,12 +438,13 @@ def windowed_board(kind: str, board: str) -> Any:
     """A board over the current day, week or month (tenant zone), or all time."""
     tenant_id = authenticate()
     if kind not in {"day", "week", "month", "all"}:
-        raise NotFound("boards are /boards/<day|week|month|all>/<tenant|course:<id>>")
+        raise NotFound("boards are /boards/<day|week|month|all>/<tenant|course:<id>|group:<id>>")
     try:
         validate_board(board)
     except UnknownBoard:
         raise NotFound(
-            f"no board {board!r}: boards are 'tenant' and 'course:<course id>'"
+            f"no board {board!r}: boards are 'tenant', 'course:<course id>' and"
+            " 'group:<group id>'"
         ) from None
     limit = cast(int, _int_arg("limit", 10, 1, 100))
     anonymise = _flag("anonymise")

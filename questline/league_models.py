@@ -172,6 +172,29 @@ class LeagueFinishedFact(Base):
     )
 
 
+class PlayerGroup(Base):
+    """A player's membership of an LMS group (an event's ``context.group``), for group boards.
+
+    LTI core claims carry no groups, so Questline learns them from the activity it is sent: the
+    first event naming a group makes the actor a member (in the award transaction). A group id
+    is opaque and unique within the tenant, as the LMS gives it (Canvas and Moodle group ids
+    are). Members stay members: a group board ranks every member by the window's XP.
+    """
+
+    __tablename__ = "player_groups"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    player_id: Mapped[int] = mapped_column(
+        ForeignKey("players.id", ondelete="CASCADE"), primary_key=True
+    )
+    joined_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+    __table_args__ = (Index("ix_player_groups_player", "tenant_id", "player_id"),)
+
+
 class BoardPreference(Base):
     """A player's choice to stay off boards others see (shown as anonymous in their cohort)."""
 

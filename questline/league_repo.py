@@ -30,6 +30,7 @@ from questline.league_models import (
     LeagueMembership,
     LeaguePlayer,
     LeagueWeek,
+    PlayerGroup,
 )
 from questline.models import Tenant, XpLedger
 
@@ -110,6 +111,50 @@ def windowed_xp(
     return {
         k: {b: {p: x for p, x in s.items() if x > 0} for b, s in v.items()} for k, v in out.items()
     }
+
+
+GROUP_PREFIX = "group:"
+
+
+def join_groups(session: Session, tenant_id: int, pairs: Iterable[tuple[str, int]]) -> None:
+    """Record (group id, player) memberships seen on events; called in the award transaction,
+    so a group board never lists a player PostgreSQL does not know is a member."""
+    rows = [
+        {"tenant_id": tenant_id, "group_id": group, "player_id": pid}
+        for group, pid in sorted(set(pairs))
+    ]
+    if rows:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        keys = ["tenant_id", "group_id", "player_id"]
+        session.execute(insert_ignore(PlayerGroup, postgres, keys), rows)
+
+
+def groups_of(
+    session: Session, tenant_id: int, player_ids: Iterable[int] | None = None
+) -> dict[int, list[str]]:
+    """{player: group ids} for the given players (every member of the tenant with None)."""
+    query = select(PlayerGroup.player_id, PlayerGroup.group_id).where(
+        PlayerGroup.tenant_id == tenant_id
+    )
+    if player_ids is not None:
+        query = query.where(PlayerGroup.player_id.in_(list(player_ids)))
+    out: dict[int, list[str]] = defaultdict(list)
+    for pid, group in session.execute(query):
+        out[int(pid)].append(str(group))
+    return dict(out)
+
+
+def group_boards(
+    tenant_scores: Mapping[int, int], groups: Mapping[int, Iterable[str]]
+) -> dict[str, dict[int, int]]:
+    """Group boards (``group:<id>``) from tenant-wide scores: a group board ranks its members
+    by the XP they earned anywhere in the tenant during the window, like the tenant board."""
+    out: dict[str, dict[int, int]] = defaultdict(dict)
+    for pid, xp in tenant_scores.items():
+        if xp > 0:
+            for group in groups.get(pid, ()):
+                out[GROUP_PREFIX + group][pid] = xp
+    return dict(out)
 
 
 REWARD_KEY_PREFIX = "league|"  # ledger keys of XP paid for league.finished (league_rewards)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from questline.db import Database, pairs
 from questline.leaderboards import Leaderboards, course_board
+from questline.league_repo import group_boards, groups_of
 from questline.models import Player, Tenant, XpLedger
 
 
@@ -43,7 +44,9 @@ def ledger_boards(db: Database, tenant_id: int) -> tuple[dict[str, dict[int, int
         stored = pairs(
             session.execute(select(Player.id, Player.xp).where(Player.tenant_id == tenant_id))
         )
+        groups = groups_of(session, tenant_id)  # group boards rank members (issue 4)
     boards["tenant"] = {int(pid): int(xp) for pid, xp in totals.items() if xp > 0}
+    boards.update(group_boards(boards["tenant"], groups))
     mismatched = sorted(pid for pid, xp in stored.items() if int(totals.get(pid, 0)) != xp)
     return dict(boards), mismatched
 

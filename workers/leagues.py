@@ -38,6 +38,8 @@ from questline.league_models import (
 )
 from questline.league_repo import (
     enabled_leagues,
+    group_boards,
+    groups_of,
     insert_ignore,
     join,
     league_config,
@@ -72,6 +74,11 @@ def after_batch(db: Database, boards: Leaderboards, writes: BoardWrites) -> bool
     return league_step(db, LeagueStore(boards.client, boards.prefix), writes, datetime.now(UTC))
 
 
+def all_time_totals(boards: BoardWrites) -> dict[int, dict[int, int]]:
+    """{tenant: {player: all-time XP}} from a batch's tenant board writes."""
+    return {t: dict(scores) for (t, board), scores in boards.items() if board == "tenant"}
+
+
 def touched_players(boards: BoardWrites) -> dict[int, set[int]]:
     """{tenant: players} from a batch's board writes (every player who gained XP)."""
     out: dict[int, set[int]] = defaultdict(set)
@@ -86,7 +93,7 @@ def league_step(db: Database, store: LeagueStore, boards: BoardWrites, now: date
     Called after the batch committed: a failure here never undoes an award.
     """
     try:
-        apply_step(db, store, touched_players(boards), now)
+        apply_step(db, store, touched_players(boards), now, all_time_totals(boards))
         return True
     except Exception:
         log.error("league step failed; reconcile or the week close repairs it", exc_info=True)
@@ -94,9 +101,18 @@ def league_step(db: Database, store: LeagueStore, boards: BoardWrites, now: date
 
 
 def apply_step(
-    db: Database, store: LeagueStore, touched: Mapping[int, set[int]], now: datetime
+    db: Database,
+    store: LeagueStore,
+    touched: Mapping[int, set[int]],
+    now: datetime,
+    all_time: Mapping[int, Mapping[int, int]] | None = None,
 ) -> StepReport:
+    """Joins, cohort standings, windowed boards and group boards for the players of a batch.
+
+    ``all_time`` ({tenant: {player: all-time XP}}, the batch's tenant board writes) feeds the
+    all-time group boards; the windowed ones are summed from the ledger here."""
     report = StepReport()
+    group_writes: list[tuple[int, str, dict[int, int]]] = []  # all-time group boards
     cohort_writes: list[tuple[int, int, dict[int, int]]] = []
     window_writes: list[tuple[int, Window, str, dict[int, int]]] = []
     grown: list[tuple[int, int]] = []  # (tenant, cohort) that took new members
@@ -107,6 +123,14 @@ def apply_step(
             zone = tenant_zone(session, tenant_id)
             windows = {kind: window(kind, now, zone) for kind in WINDOW_KINDS}
             sums = windowed_xp(session, tenant_id, players, windows)
+            groups = groups_of(session, tenant_id, players)
+            if groups:
+                for boards in sums.values():
+                    boards.update(group_boards(boards.get("tenant", {}), groups))
+                totals = (all_time or {}).get(tenant_id, {})
+                group_writes.extend(
+                    (tenant_id, b, s) for b, s in group_boards(totals, groups).items()
+                )
             for kind, boards in sums.items():
                 for board, scores in boards.items():
                     window_writes.append((tenant_id, windows[kind], board, scores))
@@ -135,6 +159,9 @@ def apply_step(
         store.record_cohort(pipe, tenant_id, cohort, scores)
     for tenant_id, win, board, scores in window_writes:
         store.record_window(pipe, tenant_id, win.kind, win.key, board, scores)
+    all_boards = Leaderboards(store.client, store.prefix)
+    for tenant_id, board, scores in group_writes:
+        all_boards.record(pipe, tenant_id, board, scores)
     for tenant_id, cohort in grown:  # cached member lists of these cohorts are now short
         store.forget_cohorts(pipe, tenant_id, [cohort])
     pipe.execute()
@@ -386,6 +413,10 @@ def rebuild_current(
                 if xp.get(pid, 0) > 0:
                     cohorts[cohort][pid] = xp[pid]
         sums = windowed_xp(session, tenant_id, None, windows) if league_id is None else None
+        if sums is not None:
+            groups = groups_of(session, tenant_id)
+            for boards in sums.values():
+                boards.update(group_boards(boards.get("tenant", {}), groups))
     store.replace_cohorts(tenant_id, cohorts)
     if sums is not None:
         for kind, boards in sums.items():

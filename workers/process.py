@@ -42,6 +42,7 @@ from questline.currency import Credit, apply_credits
 from questline.db import Database
 from questline.ingest import upsert_ignore
 from questline.leaderboards import Leaderboards, course_board
+from questline.league_repo import join_groups
 from questline.models import (
     InboxEvent,
     Player,
@@ -337,6 +338,10 @@ def apply_tenant_rows(
     if badges:
         session.execute(upsert_ignore(session, PlayerBadge), badges)
     record_many(session, tenant_id, notes, now=now)
+    # LMS groups named on events (context.group), for group boards (issue 4).
+    join_groups(
+        session, tenant_id, [(r.event.group, player_of[r.id]) for r in rows if r.event.group]
+    )
     apply_credits(session, tenant_id, credits)
     course_totals = _add_course_xp(session, tenant_id, ledger, gained)
 
