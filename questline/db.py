@@ -77,6 +77,7 @@ class DirectWriter:
         # thread's connection is closed instead of left to the garbage collector.
         self._lock = threading.Lock()
         self._opened: list[tuple[threading.Thread, int, psycopg.Connection[Any]]] = []
+        self._group: tuple[int, Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -110,6 +111,19 @@ class DirectWriter:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def group(self) -> Any:
+        """This process's ``GroupInserter`` (made after a fork, never inherited): concurrent
+        inbox inserts of its threads share statements and commits."""
+        from questline.group_insert import GroupInserter
+
+        inserter = self._group
+        if inserter is None or inserter[0] != os.getpid():
+            with self._lock:
+                inserter = self._group
+                if inserter is None or inserter[0] != os.getpid():
+                    inserter = self._group = (os.getpid(), GroupInserter(self))
+        return inserter[1]
 
     def close(self) -> None:
         """Close every connection this process opened (all threads)."""

@@ -118,9 +118,7 @@ RETURNING id, source, event_key
 """
 
 
-def _insert_postgres(
-    conn: Connection | DirectWriter, tenant_id: int, rows: list[dict[str, Any]]
-) -> Any:
+def _insert_postgres(conn: Connection, tenant_id: int, rows: list[dict[str, Any]]) -> Any:
     document = json.dumps(
         [
             {
@@ -136,8 +134,6 @@ def _insert_postgres(
         separators=(",", ":"),
     )
     params = (tenant_id, rows[0]["received_at"], document)
-    if isinstance(conn, DirectWriter):
-        return conn.fetchall(_PG_INSERT, params)
     return conn.exec_driver_sql(_PG_INSERT, params)
 
 
@@ -191,7 +187,9 @@ def store_events(
     if not rows:
         return
     conn = target.connection() if isinstance(target, Session) else target
-    if isinstance(conn, DirectWriter) or conn.dialect.name == "postgresql":
+    if isinstance(conn, DirectWriter):  # concurrent requests share statements and commits
+        result = conn.group().insert(tenant_id, received_at, rows)
+    elif conn.dialect.name == "postgresql":
         result = _insert_postgres(conn, tenant_id, rows)
     else:
         insert = sqlite.insert(InboxEvent).on_conflict_do_nothing()
