@@ -106,7 +106,7 @@ def update_tally(
     state, so they are never changed in place."""
     if at is None:
         at = int(event.occurred_at.timestamp())
-    value = _value(leaf, event)
+    value = tally_value(leaf, event)
     obj = event.object_id
     if leaf.within is not None:
         entries = [e for e in (tally or {}).get("w", []) if at - e[0] < leaf.within]
@@ -125,7 +125,8 @@ def update_tally(
     return {"o": objects}
 
 
-def _value(leaf: Leaf, event: ActivityEvent) -> float:
+def tally_value(leaf: Leaf, event: ActivityEvent) -> float:
+    """What one matching event adds to a leaf's tally (its score, duration, or 1)."""
     if leaf.kind == "best_score" or (leaf.kind == "sum_of" and leaf.sum_field == "score"):
         return event.result.score or 0.0
     if leaf.kind == "sum_of":

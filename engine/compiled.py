@@ -17,14 +17,25 @@ both over random streams and compares every decision and the final state.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from engine.badges import Badge, Criterion, Facts, Group, Leaf, measure, satisfied, update_tally
+from engine.badges import (
+    MAX_DISTINCT,
+    Badge,
+    Criterion,
+    Facts,
+    Group,
+    Leaf,
+    measure,
+    satisfied,
+    tally_value,
+    update_tally,
+)
 from engine.decisions import (
     BadgeAwarded,
     CurrencyAwarded,
@@ -45,9 +56,10 @@ from engine.xp_rules import Conditions, Multiplier, XpRule
 if TYPE_CHECKING:
     from engine.rules import RuleSet
 
-# (event, state, epoch seconds, local day ISO, active multipliers, decisions out) -> XP given
+# (event, state, epoch seconds, local day ISO, active multipliers, decisions out, explain)
+# -> XP given
 XpStep = Callable[
-    [ActivityEvent, WorkingState, int, str, Sequence[Multiplier], list[Decision]], int
+    [ActivityEvent, WorkingState, int, str, Sequence[Multiplier], list[Decision], bool], int
 ]
 
 NO_CONDITIONS = Conditions()
@@ -65,7 +77,9 @@ def _compile_xp(rule: XpRule) -> XpStep:
     rid = rule.id
     prefix = rid + "|"
     head = f"rule `{rid}` matched {rule.on} event "
-    reasons_of = None if rule.when == NO_CONDITIONS else rule.when.reasons
+    plain = rule.when == NO_CONDITIONS
+    reasons_of = rule.when.reasons
+    matches = rule.when.matches
     first = rule.when.first_time_per_object
     cooldown = rule.cooldown
     cap_object = rule.cap_per_object
@@ -74,6 +88,7 @@ def _compile_xp(rule: XpRule) -> XpStep:
     currency = rule.currency
     currency_only = rule.currency_only
     base = rule.base_amount
+    amount_only = rule.amount_only
 
     def step(
         event: ActivityEvent,
@@ -82,56 +97,64 @@ def _compile_xp(rule: XpRule) -> XpStep:
         day: str,
         active: Sequence[Multiplier],
         out: list[Decision],
+        explain: bool,
     ) -> int:
-        if reasons_of is None:
-            reasons: list[str] = []
-        else:
-            found = reasons_of(event)
-            if found is None:
+        reasons: list[str] = []
+        if not plain:
+            if explain:
+                found = reasons_of(event)
+                if found is None:
+                    return 0
+                reasons = found
+            elif not matches(event):
                 return 0
-            reasons = found
         obj = event.object_id
         if first:
             if obj is None or prefix + obj in state.object_xp:
                 return 0
-            reasons.append(f"first time on object {obj}")
+            if explain:
+                reasons.append(f"first time on object {obj}")
         cooldown_key = prefix + (obj or "-")
         if cooldown is not None:
             last = state.last_award.get(cooldown_key)
             if last is not None and abs(at - last) < cooldown:
                 return 0
-        amount, arithmetic = base(event)
-        details = [arithmetic, *reasons] if arithmetic else reasons
+        if explain:
+            amount, arithmetic = base(event)
+            details = [arithmetic, *reasons] if arithmetic else reasons
+        else:
+            amount, details = amount_only(event), reasons
         for multiplier in active:
             if multiplier.rules is not None and rid not in multiplier.rules:
                 continue
             amount = round(amount * multiplier.factor)
-            details.append(f"x{multiplier.factor:g} multiplier `{multiplier.id}`")
+            if explain:
+                details.append(f"x{multiplier.factor:g} multiplier `{multiplier.id}`")
         if cap_object is not None and obj is not None:
             room = cap_object - (state.object_xp.get(prefix + obj) or 0)
             if amount > room:
                 amount = max(0, room)
-                details.append(f"capped at {cap_object} XP per object")
+                if explain:
+                    details.append(f"capped at {cap_object} XP per object")
         day_key = prefix + day
         if cap_day is not None:
             room = cap_day - state.day_xp.get(day_key, 0)
             if amount > room:
                 amount = max(0, room)
-                details.append(f"capped at {cap_day} XP per day ({day})")
+                if explain:
+                    details.append(f"capped at {cap_day} XP per day ({day})")
         if amount <= 0:
             if not currency_only:
                 return 0
             amount = 0
-        why = f" ({'; '.join(details)})" if details else ""
         key = f"{event.source}|{event.id}|{rid}"
+        why = f" ({'; '.join(details)})" if details else ""
         if amount > 0:
-            out.append(
-                XpAwarded(key, rid, amount, event.course, f"{head}{event.id}: +{amount} XP{why}")
-            )
+            text = f"{head}{event.id}: +{amount} XP{why}" if explain else ""
+            out.append(XpAwarded(key, rid, amount, event.course, text))
         if currency > 0:
-            out.append(
-                CurrencyAwarded(key, rid, currency, f"{head}{event.id}: +{currency} coins{why}")
-            )
+            text = f"{head}{event.id}: +{currency} coins{why}" if explain else ""
+            out.append(CurrencyAwarded(key, rid, currency, text))
         if cap_day is not None:
             state.add_day(day_key, day, amount)
         if tracks and obj is not None:
@@ -158,14 +181,20 @@ def badge_key(event: ActivityEvent, badge_id: str, scope: str, tier: int) -> str
 Live = tuple[int, int, int]  # streak, level, XP after the event
 
 
-def _holds(node: Criterion, tallies: Mapping[str, Any], suffix: str, live: Live, at: int) -> bool:
+def _holds(
+    node: Criterion,
+    state: WorkingState,
+    suffix: str,
+    live: Live,
+    at: int,
+) -> bool:
     """Whether ``node`` holds: ``satisfied`` without building the explanation (most checks
     fail, and only an earned tier needs its reasons)."""
     if isinstance(node, Group):
         parts = node.parts
         if node.mode == "all_of":
-            return all(_holds(p, tallies, suffix, live, at) for p in parts)
-        return any(_holds(p, tallies, suffix, live, at) for p in parts)
+            return all(_holds(p, state, suffix, live, at) for p in parts)
+        return any(_holds(p, state, suffix, live, at) for p in parts)
     kind = node.kind
     if kind == "streak":
         value = float(live[0])
@@ -174,8 +203,66 @@ def _holds(node: Criterion, tallies: Mapping[str, Any], suffix: str, live: Live,
     elif kind == "xp":
         value = float(live[2])
     else:
-        value = measure(tallies.get(node.key + suffix), node, at)
+        name = node.key + suffix
+        tally = state.tallies.get(name)
+        if kind == "count" and node.within is not None and name in state._sorted_windows:
+            # In time order, the entries out of the window are a prefix.
+            assert tally is not None
+            entries = tally["w"]
+            cut = at - node.within
+            skip = 0
+            while skip < len(entries) and entries[skip][0] <= cut:
+                skip += 1
+            value = float(len(entries) - skip)
+        else:
+            value = measure(tally, node, at)
     return value >= node.threshold
+
+
+def _feed(state: WorkingState, name: str, leaf: Leaf, event: ActivityEvent, at: int) -> None:
+    """``update_tally`` for the tally ``name``, in place when this state created the tally
+    (a replay feeds the same tallies thousands of times; copying them was its main cost)."""
+    tallies = state.tally_map()
+    tally = tallies.get(name)
+    if tally is not None and name in state._fed:
+        mine: dict[str, Any] = tally  # type: ignore[assignment]  # created by _feed below
+        if leaf.within is not None:
+            entries = mine["w"]
+            if name in state._sorted_windows and (not entries or entries[-1][0] <= at):
+                cut = at - leaf.within
+                skip = 0
+                while skip < len(entries) and entries[skip][0] <= cut:
+                    skip += 1
+                if skip:
+                    del entries[:skip]
+                entries.append([at, tally_value(leaf, event), event.object_id])
+                if len(entries) > MAX_DISTINCT:
+                    del entries[:-MAX_DISTINCT]
+                return
+        elif leaf.kind == "count":
+            mine["n"] = int(mine.get("n", 0)) + 1
+            return
+        elif leaf.kind == "sum_of":
+            mine["s"] = float(mine.get("s", 0.0)) + tally_value(leaf, event)
+            return
+        elif leaf.kind == "best_score":
+            mine["m"] = max(float(mine.get("m", 0.0)), tally_value(leaf, event))
+            return
+        else:
+            objects = mine["o"]
+            obj = event.object_id
+            if obj is not None and len(objects) < MAX_DISTINCT and obj not in objects:
+                objects.append(obj)
+            return
+    new = update_tally(tally, leaf, event, at)
+    tallies[name] = new
+    state._fed.add(name)
+    if leaf.within is not None:
+        entries = new["w"]
+        if all(entries[i][0] <= entries[i + 1][0] for i in range(len(entries) - 1)):
+            state._sorted_windows.add(name)
+        else:
+            state._sorted_windows.discard(name)
 
 
 @dataclass(frozen=True)
@@ -246,9 +333,12 @@ class CompiledRules:
         self._plans[event_type] = found
         return found
 
-    def step(self, event: ActivityEvent, state: WorkingState, zone: str) -> list[Decision]:
+    def step(
+        self, event: ActivityEvent, state: WorkingState, zone: str, explain: bool = True
+    ) -> list[Decision]:
         """Apply ``event`` to ``state`` (in place) and return the decisions, in the order
-        XP and coins (rule order), level, streak, badges, quests."""
+        XP and coins (rule order), level, streak, badges, quests. ``explain=False`` leaves
+        the XP, coin and badge explanations empty (see ``evaluate_into``)."""
         plan = self._plans.get(event.type) or self.plan(event.type)
         occurred = event.occurred_at
         at = int(occurred.timestamp())
@@ -260,7 +350,7 @@ class CompiledRules:
         xp0, level0, streak0 = state.xp, state.level, state.streak
         xp = xp0
         for rule in plan.xp:
-            xp += rule(event, state, at, day, active, out)
+            xp += rule(event, state, at, day, active, out, explain)
         state.xp = xp
         level = self.levels.level_for(xp)
         if level > level0:
@@ -290,7 +380,14 @@ class CompiledRules:
         if plan.badges:
             live_changed = xp != xp0 or level != level0 or streak != streak0
             self._badges(
-                plan.badges, event, state, at, (streak.current, level, xp), live_changed, out
+                plan.badges,
+                event,
+                state,
+                at,
+                (streak.current, level, xp),
+                live_changed,
+                out,
+                explain,
             )
         if plan.quests:
             out.extend(advance_into(plan.quests, state.quest_map(), event, local, xp - xp0))
@@ -305,10 +402,10 @@ class CompiledRules:
         live: Live,
         live_changed: bool,
         out: list[Decision],
+        explain: bool,
     ) -> None:
         """Feed the event to the badges' tallies and award every tier that now holds."""
         course = event.course
-        tallies: dict[str, Mapping[str, Any]] | None = None
         for plan in plans:
             badge = plan.badge
             if badge.scope == "course":
@@ -321,10 +418,7 @@ class CompiledRules:
             touched = False
             for leaf, matches in plan.leaves:
                 if matches is None or matches(event):
-                    if tallies is None:
-                        tallies = state.tally_map()
-                    name = leaf.key + suffix
-                    tallies[name] = update_tally(tallies.get(name), leaf, event, at)
+                    _feed(state, leaf.key + suffix, leaf, event, at)
                     touched = True
             if not touched and not (plan.has_live and live_changed):
                 continue
@@ -333,18 +427,20 @@ class CompiledRules:
             start = 0
             if owned is not None and (owned[1] is None or at < owned[1]):
                 start = owned[0] + 1
-            current = state.tallies
             for index in range(start, len(badge.tiers)):
                 tier = badge.tiers[index]
-                if not _holds(tier.criteria, current, suffix, live, at):
+                if not _holds(tier.criteria, state, suffix, live, at):
                     break
-                view = {
-                    leaf.key: current[leaf.key + suffix]
-                    for leaf in plan.all_leaves
-                    if leaf.key + suffix in current
-                }
                 reasons: list[str] = []
-                satisfied(tier.criteria, Facts(view, live[0], live[1], live[2], at), reasons)
+                if explain:
+                    current = state.tallies
+                    view = {
+                        leaf.key: current[leaf.key + suffix]
+                        for leaf in plan.all_leaves
+                        if leaf.key + suffix in current
+                    }
+                    facts = Facts(view, live[0], live[1], live[2], at)
+                    satisfied(tier.criteria, facts, reasons)
                 expiry = at + badge.expires_after if badge.expires_after is not None else None
                 state.badge_map()[key] = (index, expiry)
                 label = badge.name if len(badge.tiers) == 1 else f"{badge.name} ({tier.name})"
@@ -362,6 +458,8 @@ class CompiledRules:
                         explanation=(
                             f"badge `{badge.id}` {label} earned{where} with event {event.id}: "
                             + "; ".join(reasons)
+                            if explain
+                            else ""
                         ),
                     )
                 )

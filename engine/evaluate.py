@@ -40,9 +40,18 @@ def evaluate(
 
 
 def evaluate_into(
-    event: ActivityEvent, state: WorkingState, rules: RuleSet | RuleBook, zone: str
+    event: ActivityEvent,
+    state: WorkingState,
+    rules: RuleSet | RuleBook,
+    zone: str,
+    *,
+    explain: bool = True,
 ) -> list[Decision]:
     """``evaluate`` for a caller that owns ``state``: it is updated in place. Still pure in
-    the sense that matters: no I/O, and the same inputs give the same decisions and state."""
+    the sense that matters: no I/O, and the same inputs give the same decisions and state.
+
+    ``explain=False`` is for callers that only count (``rules simulate`` compares XP, levels
+    and badges): the explanations of XP, coin and badge decisions are left empty instead of
+    being formatted; every other field, and the state, are the same."""
     ruleset = rules.for_course(event.course) if isinstance(rules, RuleBook) else rules
-    return ruleset.compiled.step(event, state, zone)
+    return ruleset.compiled.step(event, state, zone, explain)

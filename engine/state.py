@@ -52,9 +52,17 @@ class WorkingState:
     """
 
     __slots__ = (
+        "_cool_keys",
         "_cool_min",
         "_day_min",
-        "_owned",
+        "_fed",
+        "_own_badges",
+        "_own_day",
+        "_own_last",
+        "_own_object",
+        "_own_quests",
+        "_own_tallies",
+        "_sorted_windows",
         "badges",
         "day_xp",
         "freezes",
@@ -80,12 +88,20 @@ class WorkingState:
         self.tallies: Mapping[str, Mapping[str, Any]] = counters.tallies
         self.quests: Mapping[str, Mapping[str, Any]] = counters.quests
         self.badges: Held = state.badges
-        # Names of the maps this object already copied (and so may write).
-        self._owned: set[str] = set()
-        # The oldest day among the day counters' keys (None: not known yet), and per cooldown
-        # rule a lower bound of its entries' times: a scan is needed only when they say so.
+        # Whether each map was copied by this object already (and so may be written).
+        self._own_day = self._own_object = self._own_last = False
+        self._own_tallies = self._own_quests = self._own_badges = False
+        # The oldest day among the day counters' keys (None: not known yet); per cooldown
+        # rule a lower bound of its entries' times and its keys (built on first use): the
+        # stale entries are looked for only when the bound says there may be some, and only
+        # among the rule's own keys.
         self._day_min: str | None = None
         self._cool_min: dict[str, int] = {}
+        self._cool_keys: dict[str, set[str]] | None = None
+        # Badge tallies this object created (so may change in place), and the windowed ones
+        # among them whose entries are in time order (expired entries are then a prefix).
+        self._fed: set[str] = set()
+        self._sorted_windows: set[str] = set()
 
     def freeze(self) -> PlayerState:
         """The frozen state. The maps are handed over: this object must not be written after
@@ -95,59 +111,78 @@ class WorkingState:
         )
         return PlayerState(self.xp, self.level, self.streak, counters, self.badges, self.freezes)
 
-    def _own(self, name: str) -> dict[Any, Any]:
-        if name not in self._owned:
-            setattr(self, name, dict(getattr(self, name)))
-            self._owned.add(name)
-        found: dict[Any, Any] = getattr(self, name)
-        return found
-
     def tally_map(self) -> dict[str, Mapping[str, Any]]:
         """The badge tallies, writable. Tally values are never changed in place (they may be
         shared with a frozen state): a new tally replaces the old one."""
-        return self._own("tallies")
+        if not self._own_tallies:
+            self.tallies = dict(self.tallies)
+            self._own_tallies = True
+        return self.tallies  # type: ignore[return-value]  # a dict once owned
 
     def quest_map(self) -> dict[str, Mapping[str, Any]]:
-        return self._own("quests")
+        if not self._own_quests:
+            self.quests = dict(self.quests)
+            self._own_quests = True
+        return self.quests  # type: ignore[return-value]
 
     def badge_map(self) -> dict[str, tuple[int, int | None]]:
-        return self._own("badges")
+        if not self._own_badges:
+            self.badges = dict(self.badges)
+            self._own_badges = True
+        return self.badges  # type: ignore[return-value]
 
     def add_day(self, key: str, day: str, amount: int) -> None:
         """Count ``amount`` XP of a rule on local ``day`` (``key`` is ``rule|day``), dropping
         the day counters older than ``DAY_WINDOW`` days before ``day`` first."""
-        oldest = oldest_kept_day(day)
         low = self._day_min
         if low is None:
             low = min((k.partition("|")[2] for k in self.day_xp), default=None)
-        day_xp: dict[str, int] = self._own("day_xp")
-        if low is not None and low < oldest:
-            for stale in [k for k in day_xp if k.partition("|")[2] < oldest]:
-                del day_xp[stale]
-            low = min((k.partition("|")[2] for k in day_xp), default=None)
+        if not self._own_day:
+            self.day_xp = dict(self.day_xp)
+            self._own_day = True
+        day_xp: dict[str, int] = self.day_xp  # type: ignore[assignment]
+        if low is not None and low < day:
+            oldest = oldest_kept_day(day)
+            if low < oldest:
+                for stale in [k for k in day_xp if k.partition("|")[2] < oldest]:
+                    del day_xp[stale]
+                low = min((k.partition("|")[2] for k in day_xp), default=None)
         day_xp[key] = day_xp.get(key, 0) + amount
         self._day_min = day if low is None or day < low else low
 
     def add_object(self, key: str, amount: int) -> None:
-        object_xp: dict[str, int] = self._own("object_xp")
+        if not self._own_object:
+            self.object_xp = dict(self.object_xp)
+            self._own_object = True
+        object_xp: dict[str, int] = self.object_xp  # type: ignore[assignment]
         object_xp[key] = object_xp.get(key, 0) + amount
 
     def add_cooldown(self, rule_id: str, key: str, at: int, cooldown: int) -> None:
         """Remember an award of ``rule_id`` at ``at`` for its cooldown (``key`` is
         ``rule|object``) and drop the rule's entries whose cooldown has passed."""
-        last: dict[str, int] = self._own("last_award")
+        if not self._own_last:
+            self.last_award = dict(self.last_award)
+            self._own_last = True
+        last: dict[str, int] = self.last_award  # type: ignore[assignment]
+        index = self._cool_keys
+        if index is None:
+            index = self._cool_keys = {}
+            for name in last:
+                index.setdefault(name.partition("|")[0], set()).add(name)
+        mine = index.get(rule_id)
+        if mine is None:
+            mine = index[rule_id] = set()
         old = last.get(key)
         last[key] = at if old is None or at > old else old
-        prefix = rule_id + "|"
+        mine.add(key)
         low = self._cool_min.get(rule_id)
         if low is None:
-            low = min(v for k, v in last.items() if k.startswith(prefix))
+            low = min(last[k] for k in mine)
         elif at < low:
             low = at
         if at - low >= cooldown:
-            for stale in [
-                k for k, v in last.items() if k.startswith(prefix) and at - v >= cooldown
-            ]:
+            for stale in [k for k in mine if at - last[k] >= cooldown]:
                 del last[stale]
-            low = min(v for k, v in last.items() if k.startswith(prefix))
+                mine.discard(stale)
+            low = min(last[k] for k in mine)
         self._cool_min[rule_id] = low

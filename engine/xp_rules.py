@@ -107,6 +107,22 @@ class XpRule:
             return self.points
         return round(self.points * (score if score is not None else 0.0))
 
+    def amount_only(self, event: ActivityEvent) -> int:
+        """``base_amount`` without the explanation text (for callers that only count)."""
+        if self.formula is None:
+            return self.points_for(event.result.score)
+        result = event.result
+        env = {
+            "score": result.score if result.score is not None else 0.0,
+            "passed": 1.0 if result.passed else 0.0,
+            "duration": result.duration if result.duration is not None else 0.0,
+        }
+        try:
+            value = self.formula.evaluate(env)
+        except EvaluationError:
+            return 0
+        return max(0, min(MAX_POINTS, round(value)))
+
     def base_amount(self, event: ActivityEvent) -> tuple[int, str | None]:
         """The amount before multipliers and caps, and the arithmetic shown in the explanation."""
         if self.formula is not None:

@@ -30,9 +30,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine.decisions import BadgeAwarded, CurrencyAwarded, XpAwarded
-from engine.evaluate import PlayerState, evaluate
-from engine.events import ActivityEvent, InvalidEvent, parse_event
+from engine.evaluate import WorkingState, evaluate_into
+from engine.events import ActivityEvent, InvalidEvent, from_stored, parse_event
 from engine.rules import RuleBook, parse_rules
+from engine.state import PlayerState
 from questline.currency import Credit, apply_credits
 from questline.ingest import upsert_ignore
 from questline.models import (
@@ -49,6 +50,22 @@ from workers.rulesets import active_rule_book
 Progress = Callable[[int], None]
 
 
+def _decode(canonical: Any) -> ActivityEvent | None:
+    """A stored canonical event; None when it cannot be read (it was applied once, so it parsed
+    then; a rule change cannot fix it now)."""
+    try:
+        return from_stored(canonical)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    try:
+        return parse_event(canonical)
+    except InvalidEvent:
+        return None
+
+
+STREAM_ROWS = 20_000  # rows per round trip of the server-side cursor
+
+
 def _history(
     session: Session,
     tenant_id: int,
@@ -57,29 +74,66 @@ def _history(
     course: str | None,
     players: list[int] | None = None,
 ) -> Iterator[tuple[int, int, ActivityEvent]]:
-    """(inbox id, player id, event) of applied events in event-time order, streamed."""
-    stmt = (
-        select(InboxEvent.id, InboxEvent.player_id, InboxEvent.canonical)
-        .where(
-            InboxEvent.tenant_id == tenant_id,
-            InboxEvent.status == "applied",
-            InboxEvent.player_id.is_not(None),
+    """(inbox id, player id, event) of applied events in event-time order, streamed.
+
+    On PostgreSQL the rows come from a server-side cursor, STREAM_ROWS at a time, straight
+    from psycopg (no ORM rows): a replay of a million events holds one chunk in memory."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows: Iterator[tuple[int, int, Any]] = _stream_postgres(
+            session, tenant_id, since=since, course=course, players=players
         )
-        .order_by(InboxEvent.occurred_at, InboxEvent.id)
-        .execution_options(yield_per=5000)
-    )
-    if since is not None:
-        stmt = stmt.where(InboxEvent.occurred_at >= since)
-    if players is not None:
-        stmt = stmt.where(InboxEvent.player_id.in_(players))
-    for inbox_id, player_id, canonical in session.execute(stmt):
-        try:
-            event = parse_event(canonical)
-        except InvalidEvent:
-            continue  # it was applied once, so it parsed then; a rule change cannot fix it now
-        if course is not None and event.course != course:
+    else:
+        stmt = (
+            select(InboxEvent.id, InboxEvent.player_id, InboxEvent.canonical)
+            .where(
+                InboxEvent.tenant_id == tenant_id,
+                InboxEvent.status == "applied",
+                InboxEvent.player_id.is_not(None),
+            )
+            .order_by(InboxEvent.occurred_at, InboxEvent.id)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        if since is not None:
+            stmt = stmt.where(InboxEvent.occurred_at >= since)
+        if players is not None:
+            stmt = stmt.where(InboxEvent.player_id.in_(players))
+        rows = iter(session.execute(stmt).tuples())  # type: ignore[arg-type]
+    for inbox_id, player_id, canonical in rows:
+        event = _decode(canonical)
+        if event is None or (course is not None and event.course != course):
             continue
         yield inbox_id, player_id, event
+
+
+def _stream_postgres(
+    session: Session,
+    tenant_id: int,
+    *,
+    since: datetime | None,
+    course: str | None,
+    players: list[int] | None,
+) -> Iterator[tuple[int, int, Any]]:
+    sql = [
+        "SELECT id, player_id, canonical FROM inbox_events"
+        " WHERE tenant_id = %(tenant)s AND status = 'applied' AND player_id IS NOT NULL"
+    ]
+    params: dict[str, Any] = {"tenant": tenant_id}
+    if since is not None:
+        sql.append("AND occurred_at >= %(since)s")
+        params["since"] = since
+    if course is not None:  # the course is checked again on the decoded event
+        sql.append("AND canonical -> 'context' ->> 'course' = %(course)s")
+        params["course"] = course
+    if players is not None:
+        sql.append("AND player_id = ANY(%(players)s)")
+        params["players"] = players
+    sql.append("ORDER BY occurred_at, id")
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor(name=f"questline_replay_{tenant_id}") as cursor:
+        cursor.itersize = STREAM_ROWS
+        cursor.execute(" ".join(sql), params)
+        yield from cursor
 
 
 def count_history(
@@ -108,7 +162,8 @@ class _Run:
     """One replay's outcome per player."""
 
     rules: RuleBook
-    states: dict[int, PlayerState] = field(default_factory=dict)
+    # One working state per player, updated in place (engine/state.py): a replay owns them.
+    working: dict[int, WorkingState] = field(default_factory=dict)
     xp: dict[tuple[int, str], int] = field(default_factory=dict)  # (inbox id, rule) -> XP
     xp_rows: dict[tuple[int, str], tuple[int, XpAwarded, ActivityEvent]] = field(
         default_factory=dict
@@ -119,11 +174,17 @@ class _Run:
     credits: list[Credit] = field(default_factory=list)
     keep_rows: bool = False
 
+    @property
+    def states(self) -> dict[int, PlayerState]:
+        """The players' states at the end of the replay."""
+        return {pid: working.freeze() for pid, working in self.working.items()}
+
     def step(self, inbox_id: int, pid: int, event: ActivityEvent, zone: str) -> None:
-        decisions, self.states[pid] = evaluate(
-            event, self.states.get(pid) or PlayerState(), self.rules, zone
-        )
-        for d in decisions:
+        working = self.working.get(pid)
+        if working is None:
+            working = self.working[pid] = WorkingState()
+        # Only a retro run writes rows, so only it needs the explanations.
+        for d in evaluate_into(event, working, self.rules, zone, explain=self.keep_rows):
             if isinstance(d, XpAwarded):
                 self.xp[(inbox_id, d.rule_id)] = d.amount
                 if self.keep_rows:
@@ -252,7 +313,7 @@ def simulate(
     )
     changes = []
     for pid in sorted(seen):
-        b, a = before.states[pid], after.states[pid]
+        b, a = before.working[pid], after.working[pid]
         old_badges, new_badges = before.badges.get(pid, {}), after.badges.get(pid, {})
         granted = tuple(_label(k, v[1]) for k, v in new_badges.items() if k not in old_badges)
         revoked = tuple(_label(k, v[1]) for k, v in old_badges.items() if k not in new_badges)
@@ -400,7 +461,8 @@ def _apply_totals(
     for pid, xp in current.items():
         new_xp = xp + deltas.get(pid, 0)
         values: dict[str, Any] = {"xp": new_xp, "level": rules.levels.level_for(new_xp)}
-        state = run.states.get(pid)
+        working = run.working.get(pid)
+        state = working.freeze() if working is not None else None
         if state is not None:
             values["rule_state"] = state.counters.to_json()
         if deltas.get(pid) or state is not None:
