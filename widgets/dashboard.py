@@ -21,11 +21,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from questline.models import InboxEvent, Player, PlayerCourseStats, XpLedger
@@ -136,37 +135,51 @@ def learner_dashboard(
     )
 
 
+_OBJECT = InboxEvent.canonical[("object", "id")].as_string()
+_MODULE = InboxEvent.canonical[("context", "course")].as_string()
+_SCORE = InboxEvent.canonical[("result", "score")].as_float()
+_PASSED = InboxEvent.canonical[("result", "passed")].as_boolean()
+_RECENT_EVENTS = (
+    select(XpLedger.inbox_event_id)
+    .where(
+        XpLedger.tenant_id == bindparam("tenant"),
+        XpLedger.player_id == bindparam("player"),
+        XpLedger.inbox_event_id.is_not(None),
+    )
+    .order_by(XpLedger.id.desc())
+    .limit(MASTERY_EVENTS)
+)
+# One row per (module, object): the best score and whether it was completed, aggregated by the
+# database from the JSON fields it needs (not thousands of whole events decoded in Python).
+_MASTERY = (
+    select(
+        _MODULE,
+        _OBJECT,
+        func.max(_SCORE),
+        func.max(
+            case((InboxEvent.event_type.like("%.completed") | (_PASSED == True), 1), else_=0)  # noqa: E712
+        ),
+    )
+    .where(
+        InboxEvent.tenant_id == bindparam("tenant"),
+        InboxEvent.id.in_(_RECENT_EVENTS),  # IN: an event with several ledger rows counts once
+        _OBJECT.is_not(None),
+    )
+    .group_by(_MODULE, _OBJECT)
+)
+
+
 def mastery(session: Session, tenant_id: int, player_id: int) -> list[Mastery]:
     """Mastery per module (see the module docstring for how), best modules first."""
-    rows = session.execute(
-        select(InboxEvent.id, InboxEvent.canonical)
-        .join(
-            XpLedger,
-            (XpLedger.inbox_event_id == InboxEvent.id)
-            & (XpLedger.tenant_id == InboxEvent.tenant_id),
+    # module -> object -> (best score or None, completed)
+    modules: dict[str | None, dict[str, tuple[float | None, bool]]] = {}
+    for module, obj, best, done in session.execute(
+        _MASTERY, {"tenant": tenant_id, "player": player_id}
+    ):
+        modules.setdefault(module, {})[str(obj)] = (
+            None if best is None else float(best),
+            bool(done),
         )
-        .where(XpLedger.tenant_id == tenant_id, XpLedger.player_id == player_id)
-        .order_by(XpLedger.id.desc())
-        .limit(MASTERY_EVENTS)
-    )
-    seen: set[int] = set()
-    # module -> object -> [best score or None, completed]
-    modules: dict[str | None, dict[str, list[Any]]] = {}
-    for event_id, event in rows:
-        if event_id in seen or not isinstance(event, dict):
-            continue  # one event can earn several ledger rows
-        seen.add(event_id)
-        obj = (event.get("object") or {}).get("id")
-        if not obj:
-            continue
-        module = (event.get("context") or {}).get("course")
-        result = event.get("result") or {}
-        state = modules.setdefault(module, {}).setdefault(str(obj), [None, False])
-        score = result.get("score")
-        if isinstance(score, int | float) and not isinstance(score, bool):
-            state[0] = max(float(score), state[0] if state[0] is not None else 0.0)
-        if str(event.get("type", "")).endswith(".completed") or result.get("passed") is True:
-            state[1] = True
     out = []
     for module, objects in modules.items():
         scores = [best for best, _ in objects.values() if best is not None]
