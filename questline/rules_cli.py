@@ -112,7 +112,9 @@ def load(file: str, tenant: str, course: str | None, inactive: bool, retro: bool
         click.echo(
             f"retro: {report.events} events of {report.players} players replayed; "
             f"{report.xp_rows} XP adjustments ({report.xp_delta:+d} XP), {report.badges} badges "
-            f"awarded, {report.credits} coin credits"
+            f"awarded, {report.badges_revoked} revoked, {report.credits} coin credits, "
+            f"{report.clawbacks} clawbacks ({report.coins_taken} coins taken back, "
+            f"{report.coins_forgiven} forgiven as already spent)"
         )
         _rebuild_boards(tenant_id)
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.decisions import BadgeAwarded, CurrencyAwarded, XpAwarded
@@ -34,7 +34,7 @@ from engine.evaluate import WorkingState, evaluate_into
 from engine.events import ActivityEvent, InvalidEvent, from_stored, parse_event
 from engine.rules import RuleBook, parse_rules
 from engine.state import PlayerState
-from questline.currency import Credit, apply_credits
+from questline.currency import Credit, apply_credits, balances
 from questline.ingest import upsert_ignore
 from questline.models import (
     InboxEvent,
@@ -45,6 +45,7 @@ from questline.models import (
     Tenant,
     XpLedger,
 )
+from questline.rules_models import CurrencyBalance, CurrencyLedger
 from workers.rulesets import active_rule_book
 
 Progress = Callable[[int], None]
@@ -335,8 +336,12 @@ class RetroReport:
     players: int
     xp_rows: int
     xp_delta: int
-    badges: int
-    credits: int
+    badges: int  # awarded
+    credits: int  # coin credits (new rule credits and top-ups)
+    badges_revoked: int = 0
+    clawbacks: int = 0  # clawback rows written
+    coins_taken: int = 0
+    coins_forgiven: int = 0  # owed but already spent: not taken (see _retro_coins)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -412,8 +417,20 @@ def retro_apply(
             course_deltas[(row["course"], row["player_id"])] += row["amount"]
     _apply_totals(session, tenant_id, rules, deltas, course_deltas, run)
     badges = _retro_badges(session, tenant_id, run)
-    credits = apply_credits(session, tenant_id, run.credits)
-    report = RetroReport(events, len(players), len(rows), sum(deltas.values()), badges, credits)
+    revoked = _retro_revoke(session, tenant_id, run, version=version, actor=actor)
+    coins = _retro_coins(session, tenant_id, run, version=version)
+    report = RetroReport(
+        events,
+        len(players),
+        len(rows),
+        sum(deltas.values()),
+        badges,
+        coins.credits,
+        revoked,
+        coins.clawbacks,
+        coins.taken,
+        coins.forgiven,
+    )
     session.add(
         RuleAudit(
             tenant_id=tenant_id,
@@ -512,3 +529,186 @@ def _retro_badges(session: Session, tenant_id: int, run: _Run) -> int:
     if rows:
         session.execute(upsert_ignore(session, PlayerBadge), rows)
     return len(rows)
+
+
+def _retro_revoke(session: Session, tenant_id: int, run: _Run, *, version: int, actor: str) -> int:
+    """Revoke the badges in force that rules earned from events and the replay no longer earns
+    (badge, scope, tier), each with its reason; returns how many. Quest rewards (no event) and
+    admin revocations are left alone; expired awards are no longer in force, so left too.
+    Like an admin's revocation, the award then counts as held: live processing does not
+    simply award it again, while a later ``--retro`` whose replay earns it restores it."""
+    now = datetime.now(UTC)
+    rows = session.execute(
+        select(
+            PlayerBadge.id,
+            PlayerBadge.player_id,
+            PlayerBadge.badge_id,
+            PlayerBadge.scope,
+            PlayerBadge.tier,
+            PlayerBadge.tier_name,
+            PlayerBadge.revoked_at,
+            PlayerBadge.revoked_by,
+            PlayerBadge.expires_at,
+        ).where(PlayerBadge.tenant_id == tenant_id, PlayerBadge.inbox_event_id.is_not(None))
+    ).all()
+    revoke: list[dict[str, Any]] = []
+    restore: list[int] = []
+    for award_id, pid, badge_id, scope, tier, tier_name, revoked_at, by, expires in rows:
+        earned = (badge_id, scope, tier) in run.badges.get(pid, {})
+        if revoked_at is not None:
+            if earned and by == RETRO_REVOKER:
+                restore.append(award_id)  # a retro run took it; this one's rules give it back
+            continue
+        if earned or (expires is not None and _aware(expires) <= now):
+            continue
+        where = f" in course {scope}" if scope != "*" else ""
+        revoke.append(
+            {
+                "award_id": award_id,
+                "revoked_at": now,
+                "revoked_by": RETRO_REVOKER,
+                "revoked_reason": (
+                    f"retroactive: badge `{badge_id}` ({tier_name}){where} is not earned when "
+                    f"the history is replayed under rules v{version} (by {actor})"
+                ),
+            }
+        )
+    if revoke:
+        table = PlayerBadge.__table__
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("award_id"))
+            .values(
+                revoked_at=bindparam("revoked_at"),
+                revoked_by=bindparam("revoked_by"),
+                revoked_reason=bindparam("revoked_reason"),
+            ),
+            revoke,
+        )
+    if restore:
+        session.execute(
+            update(PlayerBadge)
+            .where(PlayerBadge.id.in_(restore))
+            .values(revoked_at=None, revoked_by=None, revoked_reason=None)
+            .execution_options(synchronize_session=False)
+        )
+    return len(revoke)
+
+
+RETRO_REVOKER = "retro"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _CoinOutcome:
+    credits: int
+    clawbacks: int
+    taken: int
+    forgiven: int
+
+
+def _retro_coins(session: Session, tenant_id: int, run: _Run, *, version: int) -> _CoinOutcome:
+    """Make the rule coins agree with the replay, per award key K (``source|event|rule``).
+
+    What the ledger holds for K is its original credit, or, once K was adjusted, the target
+    of its latest adjustment (written in the adjustment's key, ``...|to:<coins>``). A replay
+    that earns more appends a credit ``retro-coins|K|n|to:t``; one that earns less appends a
+    clawback ``clawback|K|n|to:t`` (kind ``clawback``, a negative amount, its balance_after).
+    The balance never goes below zero: when the coins were spent, the clawback takes what is
+    left and the rest is forgiven (its explanation says how much); the key still records the
+    new target, so a second run changes nothing and never chases the spent coins later."""
+    earned: dict[str, Credit] = {c.idempotency_key: c for c in run.credits}
+    held: dict[str, tuple[int, int]] = {}  # K -> (player, coins the ledger holds for K)
+    adjustments: dict[str, int] = defaultdict(int)  # K -> adjustment rows so far
+    rows = session.execute(
+        select(
+            CurrencyLedger.idempotency_key,
+            CurrencyLedger.player_id,
+            CurrencyLedger.kind,
+            CurrencyLedger.amount,
+        )
+        .where(
+            CurrencyLedger.tenant_id == tenant_id,
+            CurrencyLedger.kind.in_(("rule", "clawback")),
+        )
+        .order_by(CurrencyLedger.id)
+    ).all()
+    for key, pid, kind, amount in rows:
+        if key.startswith(ADJUSTMENT_PREFIXES):
+            base, _n, target = key.split("|", 1)[1].rsplit("|", 2)
+            held[base] = (pid, int(target.removeprefix("to:")))
+            adjustments[base] += 1
+        elif kind == "rule":
+            held[key] = (pid, amount)
+    credits: list[Credit] = []
+    takes: list[tuple[int, str, str, int, str]] = []  # player, K, rule, owed, key
+    for key in sorted(set(earned) | set(held)):
+        credit = earned.get(key)
+        target = credit.amount if credit is not None else 0
+        if key not in held:
+            if credit is not None:
+                credits.append(credit)  # never paid: the original key, as live processing
+            continue
+        pid, have = held[key]
+        if target == have:
+            continue
+        rule = key.rsplit("|", 1)[1]
+        n = adjustments[key]
+        if target > have:
+            credits.append(
+                Credit(
+                    pid,
+                    f"retro-coins|{key}|{n}|to:{target}",
+                    "rule",
+                    rule,
+                    target - have,
+                    f"re-scored by rules v{version}: {have} -> {target} coins "
+                    f"(+{target - have}); {credit.explanation if credit else ''}",
+                    credit.inbox_event_id if credit else None,
+                )
+            )
+        else:
+            takes.append((pid, key, rule, have - target, f"clawback|{key}|{n}|to:{target}"))
+    paid = apply_credits(session, tenant_id, credits)
+    taken = forgiven = 0
+    if takes:
+        balance = balances(session, {pid for pid, *_rest in takes})
+        entries = []
+        for pid, key, rule, owed, row_key in takes:
+            have_now = balance.get(pid, 0)
+            take = min(owed, have_now)
+            balance[pid] = have_now - take
+            spent = owed - take
+            taken += take
+            forgiven += spent
+            note = f"; {spent} already spent, forgiven" if spent else ""
+            entries.append(
+                {
+                    "tenant_id": tenant_id,
+                    "player_id": pid,
+                    "idempotency_key": row_key,
+                    "kind": "clawback",
+                    "ref": rule,
+                    "amount": -take,
+                    "balance_after": balance[pid],
+                    "explanation": (
+                        f"taken back by rules v{version}: rule `{rule}` no longer pays "
+                        f"{owed} of these coins (award {key}); took {take}{note}"
+                    ),
+                    "inbox_event_id": None,
+                }
+            )
+        session.connection().execute(insert(CurrencyLedger.__table__), entries)
+        for pid in sorted({e["player_id"] for e in entries}):
+            session.execute(
+                update(CurrencyBalance)
+                .where(CurrencyBalance.player_id == pid)
+                .values(balance=balance[pid])
+            )
+    return _CoinOutcome(paid, len(takes), taken, forgiven)
+
+
+ADJUSTMENT_PREFIXES = ("retro-coins|", "clawback|")
