@@ -156,6 +156,12 @@ def fragment(
     now = now or datetime.now(UTC)
     ctx = current_app.extensions["questline"]
     with ctx.db.sessions() as session:
+        if ctx.db.engine is not None and ctx.db.is_postgres:
+            # Reads only: without a transaction PostgreSQL is spared a BEGIN and a ROLLBACK
+            # round trip per widget, and each statement still reads committed data (READ
+            # COMMITTED takes a snapshot per statement inside a transaction too). Tests bind
+            # the session to their own open transaction, where this does not apply.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         player = data.viewer(session, tenant_id, player_id)
         if player is None:
             raise NotFound(f"no player {player_id} in this tenant")
