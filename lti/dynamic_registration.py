@@ -168,6 +168,9 @@ def tool_registration(base_url: str, config: PlatformConfiguration) -> dict[str,
             "target_link_uri": launch,
             "description": "Points, levels, badges, streaks and leaderboards for your course.",
             "claims": ["iss", "sub", "name", "given_name", "family_name", "email", "locale"],
+            # Canvas substitutes its user id here, which its Live Events use (lti.canvas_link);
+            # other platforms pass the text through, and it is ignored.
+            "custom_parameters": {"canvas_user_id": "$Canvas.user.globalId"},
             "messages": [
                 {"type": "LtiResourceLinkRequest", "target_link_uri": launch},
                 {

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from engine.events import Actor, parse_event
 from identity.players import resolve_players
 from identity.roles import is_course_staff
+from lti.canvas_link import canvas_user_id, link_canvas_user
 from lti.models import LtiCourse, LtiCourseMember, LtiLaunch
 from questline.ingest import IngestReport, store_events, upsert_ignore
 from questline.models import Player, PlayerIdentity
@@ -256,6 +257,12 @@ def record_visit(
     context_id = context.get("id") if isinstance(context, dict) else None
     known = _returning(session, tenant_id, registration_id, actor, context_id)
     player = known[0] if known is not None else _player(session, tenant_id, actor)
+    canvas_user = canvas_user_id(custom)
+    if canvas_user is not None:  # Canvas Live Events name this person by Canvas id
+        survivor = link_canvas_user(session, tenant_id, registration_id, player.id, canvas_user)
+        if survivor != player.id:  # Live Events had made a player first: merged into the older
+            player, known = session.get(Player, survivor), None
+            assert player is not None
     player_id = player.id
     if name:
         _set(player, "display_name", name[:200])

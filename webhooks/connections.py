@@ -35,6 +35,7 @@ KINDS = (
 IDENTITY_MODES = ("id", "email")
 # Sources whose user id can be the ``sub`` of the same platform's LTI launches (Moodle's is).
 LTI_KINDS = ("moodle", "canvas", "canvas-caliper", "caliper", "xapi")
+CANVAS_KINDS = ("canvas", "canvas-caliper")
 CACHE_SECONDS = 5.0
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -69,6 +70,10 @@ class ConnectionInfo:
         an LTI launch from that registration gives its ``sub`` (``lti.visits.actor_id``): the
         webhook and the launch land on one player whichever arrives first."""
         registration = self.config.get("lti_registration")
+        if registration is not None and self.kind in CANVAS_KINDS:
+            # Canvas's LTI sub is opaque; its launches carry the Canvas id as a custom
+            # parameter instead (lti.canvas_link), recorded under this namespace.
+            return f"lti:{int(registration)}:canvas"
         if registration is not None:
             return f"lti:{int(registration)}"
         return str(self.config.get("namespace") or self.public_id)
