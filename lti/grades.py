@@ -1,6 +1,6 @@
-"""Assignment and Grade Services: a learner's progress (XP, or the level reached, toward the
-course's goal) posted as a score on a line item Questline creates, through an outbox delivered
-by a retrying job.
+"""Assignment and Grade Services: a learner's progress (XP or the level reached toward the
+course's goal, or the share of a badge set the learner holds) posted as a score on a line item
+Questline creates, through an outbox delivered by a retrying job.
 
 Optional per course: nothing is posted until an instructor turns it on with a goal. Rows are
 queued in a transaction (on a learner's launch, when grades are turned on, and by
@@ -20,7 +20,7 @@ from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.exception import LtiException
 from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from lti import services
@@ -30,7 +30,7 @@ from lti.models import LtiCourse, LtiCourseMember, LtiLineItem, LtiScorePost
 from lti.visits import is_instructor
 from questline.db import Database
 from questline.ingest import upsert_ignore
-from questline.models import Player
+from questline.models import Player, PlayerBadge
 from questline.settings import Settings
 
 log = logging.getLogger("questline.lti.grades")
@@ -39,16 +39,41 @@ LINE_ITEM_LABEL = "Questline progress"
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 
 
-MEASURES = {"xp": "XP", "level": "level"}
+MEASURES = {"xp": "XP", "level": "level", "badges": "badges of the set"}
+MAX_BADGE_SET = 50
+
+
+def badge_set(raw: str | list[str] | None) -> list[str]:
+    """The badge ids of a badge-set grade, from the form (comma or space separated) or a list:
+    distinct, in the order given; refused when empty, too long or not badge ids."""
+    items = raw.replace(",", " ").split() if isinstance(raw, str) else list(raw or [])
+    ids = list(dict.fromkeys(item.strip() for item in items if item.strip()))
+    if not ids:
+        raise LtiRejected("invalid_choice", "a badge-set grade needs at least one badge id")
+    if len(ids) > MAX_BADGE_SET:
+        raise LtiRejected("invalid_choice", f"a badge set has at most {MAX_BADGE_SET} badges")
+    bad = [i for i in ids if len(i) > 100 or not i.isprintable()]
+    if bad:
+        raise LtiRejected("invalid_choice", f"not a badge id: {bad[0][:40]!r}")
+    return ids
 
 
 def enable(
-    session: Session, course: LtiCourse, goal_xp: int, now: datetime, measure: str = "xp"
+    session: Session,
+    course: LtiCourse,
+    goal_xp: int,
+    now: datetime,
+    measure: str = "xp",
+    badge_ids: list[str] | None = None,
 ) -> int:
     """Turn grade posting on for a course and queue every learner's current progress.
-    ``measure`` is what counts toward ``goal_xp``: XP earned, or the level reached."""
+    ``measure`` is what counts toward ``goal_xp``: XP earned, or the level reached; for
+    "badges" the goal is the size of ``badge_ids`` and ``goal_xp`` is ignored."""
     if measure not in MEASURES:
         raise LtiRejected("invalid_choice", f"measure must be one of {', '.join(MEASURES)}")
+    if measure == "badges":
+        badge_ids = badge_set(badge_ids)
+        goal_xp = len(badge_ids)
     if goal_xp <= 0:
         raise LtiRejected("invalid_choice", "the goal must be a positive number")
     if not course.ags_lineitems_url or SCORE_SCOPE not in (course.ags_scopes or []):
@@ -56,7 +81,28 @@ def enable(
     course.ags_enabled = True
     course.ags_measure = measure
     course.ags_goal_xp = goal_xp
+    course.ags_badge_ids = badge_ids if measure == "badges" else None
     return queue_progress(session, course, None, now)
+
+
+def _badges_held(
+    session: Session, course: LtiCourse, player_ids: list[int], now: datetime
+) -> dict[int, int]:
+    """How many badges of the course's set each player holds: awarded in this course or
+    tenant-wide, not revoked, not expired. Tiers of one badge count once."""
+    rows = session.execute(
+        select(PlayerBadge.player_id, func.count(func.distinct(PlayerBadge.badge_id)))
+        .where(
+            PlayerBadge.tenant_id == course.tenant_id,
+            PlayerBadge.player_id.in_(player_ids),
+            PlayerBadge.badge_id.in_(course.ags_badge_ids or []),
+            PlayerBadge.scope.in_(["*", course.context_id]),
+            PlayerBadge.revoked_at.is_(None),
+            or_(PlayerBadge.expires_at.is_(None), PlayerBadge.expires_at > now),
+        )
+        .group_by(PlayerBadge.player_id)
+    )
+    return {player_id: int(count) for player_id, count in rows}
 
 
 def queue_progress(
@@ -80,7 +126,11 @@ def queue_progress(
     goal = float(course.ags_goal_xp)
     last = _last_scores(session, course.id)
     count = 0
-    for player_id, sub, roles, progress in session.execute(query):
+    members = session.execute(query).all()
+    if course.ags_measure == "badges":
+        held = _badges_held(session, course, [m[0] for m in members], now)
+        members = [(m[0], m[1], m[2], held.get(m[0], 0)) for m in members]
+    for player_id, sub, roles, progress in members:
         score = (min(float(progress), goal), goal)
         if is_instructor(roles) or last.get(player_id) == score:
             continue

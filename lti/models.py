@@ -126,8 +126,11 @@ class LtiCourse(Base):
     ags_scopes: Mapped[list[str] | None] = mapped_column(json_type())
     # Assignment and Grade Services are optional per course: an instructor turns them on.
     ags_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    # What is posted: "xp" (XP toward the goal) or "level" (level reached toward the goal).
+    # What is posted: "xp" (XP toward the goal), "level" (level reached toward the goal) or
+    # "badges" (how many of ``ags_badge_ids`` the learner holds; the goal is their number).
     ags_measure: Mapped[str] = mapped_column(String(16), default="xp", server_default="xp")
+    # The badge set of the "badges" measure (migration 0031).
+    ags_badge_ids: Mapped[list[str] | None] = mapped_column(json_type())
     # The goal in that measure's unit (XP, or a level) that earns full marks on the line item.
     ags_goal_xp: Mapped[int | None] = mapped_column(Integer)
     roster_synced_at: Mapped[datetime | None] = mapped_column(TZDateTime)

@@ -288,6 +288,9 @@ def enable_grades(launch_id: str) -> ResponseReturnValue:
     """An instructor turns on grade posting for the course of their (recent) launch."""
     raw_goal = request.form.get("goal_xp", "")
     measure = request.form.get("measure", "xp")
+    badge_ids = grades.badge_set(request.form.get("badges")) if measure == "badges" else None
+    if badge_ids is not None:
+        raw_goal = str(len(badge_ids))  # the whole set is full marks
     if not raw_goal.isdigit():
         raise LtiRejected("invalid_choice", "the goal must be a whole number")
     now = datetime.now(UTC)
@@ -298,10 +301,14 @@ def enable_grades(launch_id: str) -> ResponseReturnValue:
         course = session.get(LtiCourse, record.course_id) if record.course_id else None
         if course is None:
             raise LtiRejected("ags_unavailable", "this launch was not in a course")
-        queued = grades.enable(session, course, int(raw_goal), now, measure)
+        queued = grades.enable(session, course, int(raw_goal), now, measure, badge_ids)
     _after_commit("post scores", lambda: jobs.wake_scores(ctx()), queued > 0)
     return render_template(
-        "lti/grades_on.html", goal=int(raw_goal), unit=grades.MEASURES[measure], queued=queued
+        "lti/grades_on.html",
+        goal=int(raw_goal),
+        unit=grades.MEASURES[measure],
+        queued=queued,
+        badge_ids=badge_ids,
     )
 
 

@@ -16,7 +16,7 @@ from lti.keys import SigningKeyCache
 from lti.models import LtiCourse, LtiCourseMember, LtiLineItem, LtiScorePost
 from lti.roster import sync_course
 from questline.cli import main
-from questline.models import Player
+from questline.models import Player, PlayerBadge
 from tests.lti.conftest import LtiWorld
 from tests.lti.platform import LEARNER
 
@@ -227,3 +227,68 @@ def test_the_level_reached_can_be_the_grade(lti_world: LtiWorld) -> None:
     with lti_world.db.sessions() as session:
         course = session.get(LtiCourse, _course(lti_world).id)
         assert course is not None and course.ags_measure == "level"
+
+
+def _badge(world: LtiWorld, player_id: int, badge_id: str, scope: str, **extra: object) -> None:
+    now = datetime.now(UTC)
+    with world.db.session() as session:
+        session.add(
+            PlayerBadge(
+                tenant_id=world.tenant_id,
+                player_id=player_id,
+                idempotency_key=f"test:{badge_id}:{scope}:{extra.get('tier', 1)}",
+                badge_id=badge_id,
+                name=badge_id.title(),
+                tier=extra.pop("tier", 1),
+                tier_name="",
+                scope=scope,
+                explanation="test",
+                awarded_at=now,
+                **extra,
+            )
+        )
+
+
+def test_a_badge_set_completed_can_be_the_grade(lti_world: LtiWorld) -> None:
+    """The share of a chosen badge set the learner holds, posted to the platform's AGS:
+    tiers count once; revoked, expired and other courses' badges do not count."""
+    platform = lti_world.platform
+    assert platform.launch(lti_world.browser(), platform.users["learner-1"]).status_code == 200
+    with lti_world.db.sessions() as session:
+        learner = session.scalar(select(Player.id).where(Player.tenant_id == lti_world.tenant_id))
+    assert learner is not None
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    _badge(lti_world, learner, "reader", "*")
+    _badge(lti_world, learner, "reader", "*", tier=2)
+    _badge(lti_world, learner, "helper", platform.context_id)
+    _badge(lti_world, learner, "finisher", "*", revoked_at=yesterday)
+    _badge(lti_world, learner, "early-bird", "*", expires_at=yesterday)
+    _badge(lti_world, learner, "sprinter", "another-course")
+    browser = lti_world.browser()
+    page = platform.launch(browser, platform.users["teacher-1"])
+    action = re.search(r'action="([^"]*/lti/grades/[^"]+)"', page.text)
+    assert action is not None and 'value="badges"' in page.text
+    url = urljoin(lti_world.tool_url, action.group(1))
+    for bad in ("", " , ", "x" * 101):
+        refused = browser.post(url, data={"measure": "badges", "badges": bad})
+        assert refused.status_code == 400 and "invalid_choice" in refused.text
+    chosen = "reader, helper finisher early-bird sprinter"
+    answer = browser.post(url, data={"measure": "badges", "badges": chosen})
+    assert answer.status_code == 200, answer.text
+    assert '<strong id="goal">5</strong>' in answer.text
+    assert _deliver(lti_world, datetime.now(UTC)).sent == 1  # type: ignore[attr-defined]
+    [score] = platform.scores
+    assert score["userId"] == "learner-1"
+    assert (score["scoreGiven"], score["scoreMaximum"]) == (2.0, 5.0)
+    with lti_world.db.sessions() as session:
+        course = session.get(LtiCourse, _course(lti_world).id)
+        assert course is not None and course.ags_measure == "badges"
+        assert course.ags_badge_ids == ["reader", "helper", "finisher", "early-bird", "sprinter"]
+    # The learner earns one more badge of the set: the next sync posts the new share.
+    _badge(lti_world, learner, "finisher", "*", tier=3)
+    with lti_world.db.session() as session:
+        from lti.grades import queue_all
+
+        assert queue_all(session, datetime.now(UTC)) == 1
+    assert _deliver(lti_world, datetime.now(UTC)).sent == 1  # type: ignore[attr-defined]
+    assert (platform.scores[-1]["scoreGiven"], platform.scores[-1]["scoreMaximum"]) == (3.0, 5.0)
