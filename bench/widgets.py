@@ -312,13 +312,14 @@ def open_loop(port: int, paths: list[str], rate: float, seconds: float, conns: i
     )
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "QUESTLINE_DATABASE_URL": URL,
         "QUESTLINE_REDIS_URL": REDIS_URL,
         "QUESTLINE_REDIS_PREFIX": PREFIX,
         "QUESTLINE_SECRET_KEY": SECRET,
         "QUESTLINE_WEB_WORKERS": str(workers),
+        "QUESTLINE_WEB_THREADS": str(threads),
         "QUESTLINE_LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(
@@ -384,6 +385,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=8, help="per worker; 1 = sync")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--render-calls", type=int, default=500)
     parser.add_argument("--port", type=int, default=8731)
@@ -427,9 +429,10 @@ def main() -> None:
 
     print(
         f"\nHTTP open loop at {args.rate:g} req/s for {args.seconds:g} s per widget, "
-        f"{args.web_workers} gunicorn workers (ms from scheduled send):"
+        f"{args.web_workers} gunicorn workers x {args.web_threads} threads"
+        " (ms from scheduled send):"
     )
-    server = start_server(args.port, args.web_workers)
+    server = start_server(args.port, args.web_workers, args.web_threads)
     try:
         signed = tokens(tenant_id, ids, 2000)
         for name in (*WIDGETS, "leaderboard-week"):

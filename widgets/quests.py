@@ -98,10 +98,20 @@ def _hours(until: datetime | None, now: datetime) -> int | None:
 
 
 def quest_cards(
-    session: Session, tenant_id: int, player: Player, rules: RuleBook, *, now: datetime
+    session: Session,
+    tenant_id: int,
+    player: Player,
+    rules: RuleBook,
+    *,
+    now: datetime,
+    course: str | None = None,
 ) -> list[QuestCard]:
     """The running quests (current period, progress per objective, hours left) and, before
-    them, every earlier completed period not yet claimed."""
+    them, every earlier completed period not yet claimed.
+
+    Tenant-wide quests always show; a course's quests show in that course (``course``, the
+    launch's or the widget's board) and wherever the learner has progress in them, so a
+    learner is not shown the quests of every course in the tenant."""
     tz = ZoneInfo(_zone(session, tenant_id, player))
     counters = RuleCounters.from_json(player.rule_state).quests
     claimed = {
@@ -115,8 +125,10 @@ def quest_cards(
     waiting: list[QuestCard] = []
     running: list[QuestCard] = []
     for quest in rules.all_quests():
-        period = current_period(quest, now, tz.key)
         prefix = f"{quest.id}|"
+        if quest.course not in (None, course) and not any(k.startswith(prefix) for k in counters):
+            continue
+        period = current_period(quest, now, tz.key)
         for key in sorted(k for k in counters if k.startswith(prefix)):
             earlier = key.partition("|")[2]
             entry = counters[key]

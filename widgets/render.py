@@ -206,7 +206,10 @@ def fragment(
             view["streak"] = data.streak(session, tenant_id, player, now=now)
         elif name == "quests":
             rules = data.rule_book(session, tenant_id)
-            view["quests"] = quests.quest_cards(session, tenant_id, player, rules, now=now)
+            course = params.board[7:] if params.board.startswith("course:") else None
+            view["quests"] = quests.quest_cards(
+                session, tenant_id, player, rules, now=now, course=course
+            )
         elif name == "badges":
             view["earned"], view["locked"] = data.badge_shelf(session, tenant_id, player, now=now)
         else:

@@ -164,3 +164,34 @@ def test_period_ends_and_claim_deadlines_in_the_learners_zone(
     assert _claim_deadline(weekly, "2026-W53", zone) == datetime(2027, 1, 11, tzinfo=zone)
     assert _period_end(dated, "dated", zone) == datetime(2026, 12, 8, tzinfo=UTC)
     assert _claim_deadline(dated, "dated", zone) is None
+
+
+def test_a_course_quest_shows_in_its_course_and_where_the_learner_works_on_it(
+    client: FlaskClient, db: Database, tenant: TenantHandle
+) -> None:
+    from workers.rulesets import store_version
+
+    example_rules(db, tenant)
+    sprint = {
+        "quests": [
+            {
+                "id": "algebra-sprint",
+                "name": "Algebra sprint",
+                "period": "weekly",
+                "objectives": [{"count": 3, "of": {"on": "lesson.completed"}}],
+                "reward": {"xp": 30},
+            }
+        ]
+    }
+    with db.session() as session:
+        store_version(session, tenant.id, sprint, course="course-9", actor="t")
+    ingest(client, tenant, [quiz("q1", "ada")])  # course-1: no progress in course-9 yet
+    pid = player_id(client, tenant, "ada")
+    anywhere, _ = embed(client, tenant, player_id=pid, widget="quests")
+    assert "Algebra sprint" not in text(client.get(anywhere).get_data(as_text=True))
+    in_course, _ = embed(client, tenant, player_id=pid, widget="quests", course="course-9")
+    page = text(client.get(in_course).get_data(as_text=True))
+    assert "Algebra sprint" in page and "0 of 3" in page
+    ingest(client, tenant, [event("c9", actor="ada", course="course-9", at=now_text())])
+    page = text(client.get(anywhere).get_data(as_text=True))
+    assert "Algebra sprint" in page and "1 of 3" in page
