@@ -8,8 +8,9 @@ MAC proves we issued the state (for that registration, not expired), the nonce d
 the id_token was issued for this login, and the nonce's single use (``lti_used_nonces``, unique
 per registration) makes the state single-use too: one state has exactly one nonce.
 
-``flags`` records how the login bound the state to the browser: ``c`` a cookie only, ``p`` the
-LTI client-side postMessage storage as well (the platform offered ``lti_storage_target``).
+``flags`` records how the login bound the state to the browser: ``c`` a cookie only, or ``p``
+followed by the base64url storage target frame: the LTI client-side postMessage storage as well
+(the platform offered ``lti_storage_target``), which the launch page reads back from that frame.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 LOGIN_STATE_LIFETIME = timedelta(minutes=10)
-FLAGS = {"c", "p"}
+MAX_TARGET = 64
 
 
 def _key(secret: str, purpose: bytes) -> bytes:
@@ -31,7 +32,7 @@ def _key(secret: str, purpose: bytes) -> bytes:
 
 def _mac(secret: str, purpose: bytes, message: str, size: int) -> str:
     digest = hmac.new(_key(secret, purpose), message.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:size]).rstrip(b"=").decode()
+    return _b64(digest[:size])
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,12 @@ class LoginState:
     state: str
     registration_id: int
     expires_at: int
-    post_message: bool
+    # The platform's storage frame (``lti_storage_target``), when the login used it.
+    storage_target: str | None
+
+    @property
+    def post_message(self) -> bool:
+        return self.storage_target is not None
 
     @property
     def storage_key(self) -> str:
@@ -50,12 +56,22 @@ class LoginState:
         return "state_" + self.state
 
 
-def issue(secret: str, registration_id: int, now: datetime, post_message: bool) -> LoginState:
-    """A fresh state for a login to ``registration_id``."""
+def issue(
+    secret: str, registration_id: int, now: datetime, storage_target: str | None = None
+) -> LoginState:
+    """A fresh state for a login to ``registration_id``; ``storage_target`` when the state
+    is also kept in the platform's postMessage storage."""
+    if storage_target is not None and not 0 < len(storage_target) <= MAX_TARGET:
+        raise ValueError(f"a storage target has 1 to {MAX_TARGET} characters")
+    flags = "c" if storage_target is None else "p" + _b64(storage_target.encode())
     expires = int((now + LOGIN_STATE_LIFETIME).timestamp())
-    body = f"{registration_id}.{expires}.{'p' if post_message else 'c'}.{secrets.token_urlsafe(18)}"
+    body = f"{registration_id}.{expires}.{flags}.{secrets.token_urlsafe(18)}"
     state = body + "." + _mac(secret, b"state", body, 18)
-    return LoginState(state, registration_id, expires, post_message)
+    return LoginState(state, registration_id, expires, storage_target)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def nonce_for(secret: str, state: str) -> str:
@@ -66,14 +82,20 @@ def nonce_for(secret: str, state: str) -> str:
 def verify(secret: str, state: str, now: datetime) -> LoginState | None:
     """The state if we issued it and it has not expired, else None (the caller names why)."""
     parts = state.split(".")
-    if len(parts) != 5 or len(state) > 200:
+    if len(parts) != 5 or len(state) > 300:
         return None
     body = ".".join(parts[:4])
     if not hmac.compare_digest(_mac(secret, b"state", body, 18), parts[4]):
         return None
     registration, expires, flags = parts[0], parts[1], parts[2]
-    if not (registration.isdigit() and expires.isdigit() and flags in FLAGS):
+    if not (registration.isdigit() and expires.isdigit() and flags[:1] in {"c", "p"}):
         return None
     if int(expires) <= now.timestamp():
         return None
-    return LoginState(state, int(registration), int(expires), flags == "p")
+    target = None
+    if flags[0] == "p":  # MACed by us, so well-formed; decoded defensively all the same
+        try:
+            target = base64.urlsafe_b64decode(flags[1:] + "=" * (-len(flags[1:]) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return LoginState(state, int(registration), int(expires), target)

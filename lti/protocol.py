@@ -89,10 +89,10 @@ class Login(OIDCLogin):  # type: ignore[misc]
         target = self._get_request_param("target_link_uri")
         if target and not target.startswith(launch_url.rsplit("/lti/", 1)[0]):
             raise rejected("wrong_target", f"target_link_uri {target!r} is not a Questline URL")
-        storage_target = self._get_request_param("lti_storage_target")
-        self.issued = login_state.issue(
-            self.secret, registration.id, self.now, post_message=bool(storage_target)
-        )
+        storage_target = self._get_request_param("lti_storage_target") or None
+        if storage_target is not None and len(storage_target) > login_state.MAX_TARGET:
+            raise rejected("invalid_login", "lti_storage_target is not a frame name")
+        self.issued = login_state.issue(self.secret, registration.id, self.now, storage_target)
         state = self.issued.state
         nonce = self.nonce = login_state.nonce_for(self.secret, state)
         self.cookies.set_cookie(state, state, int(LOGIN_STATE_LIFETIME.total_seconds()))

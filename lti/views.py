@@ -11,9 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import requests
-from flask import Blueprint, current_app, make_response, redirect, render_template, request
+from flask import (
+    Blueprint,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,10 +33,12 @@ from lti.dynamic_registration import register as register_dynamically
 from lti.dynamic_registration import tenant_of_invitation
 from lti.errors import LtiRejected
 from lti.keys import KeyUnavailable, SigningKeyCache, published_jwks
+from lti.login_state import nonce_for
+from lti.login_state import verify as verify_state
 from lti.models import LtiCourse, LtiCourseMember, LtiLaunch, LtiRegistration
 from lti.protocol import CLAIM, DEPLOYMENT_CLAIM, Launch, Login, LtiRequest
 from lti.tool_config import DbToolConf, JwksCache, RegistrationCache
-from lti.visits import is_instructor, record_visit
+from lti.visits import Visit, is_instructor, record_visit
 from questline.models import Player, Tenant
 from workers.context import Context
 from workers.rulesets import active_rules
@@ -118,9 +129,31 @@ def login() -> ResponseReturnValue:
     with ctx().db.sessions() as session:
         flow = Login(req, tool_config(session), ctx().settings.secret_key, datetime.now(UTC))
         url = flow.redirect_url(base_url() + "/lti/launch")
-    response = redirect(url)
+    issued = flow.issued
+    assert issued is not None
+    if issued.storage_target is None:
+        response = redirect(url)
+    else:
+        fallback = {k: v for k, v in params.items() if k != "lti_storage_target"}
+        response = make_response(
+            render_template(
+                "lti/login_storage.html",
+                target=issued.storage_target,
+                platform_origin=_origin(url),
+                key=issued.storage_key,
+                state=issued.state,
+                auth_url=url,
+                fallback_url=base_url() + "/lti/login?" + urlencode(fallback),
+            )
+        )
     flow.cookies.update_response(response)
     return response
+
+
+def _origin(url: str) -> str:
+    """The scheme, host and port of a URL: the postMessage target origin of the platform."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @bp.post("/launch")
@@ -132,13 +165,30 @@ def launch() -> ResponseReturnValue:
         registration = checked.registration
         assert registration is not None
         claims = checked.claims
-        visit = record_visit(session, registration.tenant_id, registration.id, claims, now)
+        # The login kept its state in the platform's postMessage storage and our cookie did
+        # not come: the page must first read the state back in this browser.
+        login = checked.login
+        storage_check = login is not None and login.post_message and not checked.cookie_seen
+        visit = record_visit(
+            session, registration.tenant_id, registration.id, claims, now, storage_check
+        )
         course = session.get(LtiCourse, visit.course_id) if visit.course_id else None
         scores = 0
         if course is not None and not visit.instructor:
             scores = grades.queue_progress(session, course, [visit.player_id], now)
         sync_roster = course is not None and visit.instructor and bool(course.nrps_url)
-        page = _page_for(session, registration.tenant_id, visit, claims)
+        if storage_check:
+            assert login is not None and login.storage_target is not None
+            page = render_template(
+                "lti/launch_storage.html",
+                target=login.storage_target,
+                platform_origin=_origin(registration.get_auth_login_url()),
+                key=login.storage_key,
+                state=login.state,
+                continue_url=url_for("lti.launch_continue", launch_id=visit.launch_id),
+            )
+        else:
+            page = _page_for(session, registration.tenant_id, visit, claims)
     # Committed: only now wake the workers. The rows are durable, so a failed wake-up costs
     # latency (the sweep or the next scheduled sync picks them up), never data.
     _after_commit("wake workers", ctx().dispatcher.wake, bool(visit.inbox_ids))
@@ -149,6 +199,31 @@ def launch() -> ResponseReturnValue:
         sync_roster,
     )
     # A widget reads the player through its own session: render it once the launch committed.
+    return page() if callable(page) else page
+
+
+@bp.post("/launch/<launch_id>/continue")
+def launch_continue(launch_id: str) -> ResponseReturnValue:
+    """The second half of a launch checked through the postMessage storage: the launch page
+    found this launch's state in the platform's storage and posts it here. The launch id is
+    known only to the browser that made the launch; the state must be the one whose nonce
+    the launch's id_token carried."""
+    state = request.form.get("state", "")
+    now = datetime.now(UTC)
+    with ctx().db.session() as session:
+        record = _recent_launch(session, launch_id, now)
+        issued = verify_state(ctx().settings.secret_key, state, now)
+        if (
+            issued is None
+            or issued.registration_id != record.registration_id
+            or nonce_for(ctx().settings.secret_key, state) != record.claims.get("nonce")
+        ):
+            raise LtiRejected(
+                "state_mismatch", "the state does not belong to this launch", status=401
+            )
+        roles = record.claims.get(CLAIM + "roles") or []
+        visit = Visit(launch_id, record.player_id, record.course_id, [], is_instructor(roles))
+        page = _page_for(session, record.tenant_id, visit, record.claims)
     return page() if callable(page) else page
 
 

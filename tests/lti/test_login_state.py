@@ -19,7 +19,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_a_state_verifies_only_unaltered_unexpired_and_with_our_secret() -> None:
-    issued = login_state.issue(SECRET, 7, NOW, post_message=False)
+    issued = login_state.issue(SECRET, 7, NOW)
     assert login_state.verify(SECRET, issued.state, NOW) == issued
     assert issued.registration_id == 7 and not issued.post_message
     assert login_state.verify("another-secret", issued.state, NOW) is None
@@ -33,9 +33,11 @@ def test_a_state_verifies_only_unaltered_unexpired_and_with_our_secret() -> None
 
 
 def test_each_state_has_its_own_nonce_only_the_tool_can_derive() -> None:
-    one = login_state.issue(SECRET, 7, NOW, post_message=True)
-    two = login_state.issue(SECRET, 7, NOW, post_message=True)
+    one = login_state.issue(SECRET, 7, NOW, "post_message_forwarding")
+    two = login_state.issue(SECRET, 7, NOW, "_parent")
     assert one.state != two.state and one.post_message
+    assert login_state.verify(SECRET, one.state, NOW) == one
+    assert login_state.verify(SECRET, two.state, NOW).storage_target == "_parent"  # type: ignore[union-attr]
     assert login_state.nonce_for(SECRET, one.state) == login_state.nonce_for(SECRET, one.state)
     assert login_state.nonce_for(SECRET, one.state) != login_state.nonce_for(SECRET, two.state)
     assert login_state.nonce_for(SECRET, one.state) != login_state.nonce_for("x", one.state)
