@@ -116,9 +116,12 @@ def _claim_notice(grant: EmbedGrant) -> quests.ClaimNotice | None:
     quest_id, period = request.args.get("quest", ""), request.args.get("period", "")
     with ctx().db.sessions() as session:
         stored = quests.claim_of(session, grant.tenant_id, grant.player_id, quest_id, period)
-    if stored is None:
-        return None
-    reward = stored.reward or {}
+        if stored is None:
+            return None
+        reward = dict(stored.reward or {})
+        if reward.get("badge"):  # the badge's name, as the learner saw it on the card
+            badge = data.rule_book(session, grant.tenant_id).badge(str(reward["badge"]))
+            reward["badge"] = badge.name if badge is not None else reward["badge"]
     parts = []
     if reward.get("xp"):
         parts.append(gettext("+%(xp)s XP", xp=reward["xp"]))

@@ -195,3 +195,37 @@ def test_a_course_quest_shows_in_its_course_and_where_the_learner_works_on_it(
     ingest(client, tenant, [event("c9", actor="ada", course="course-9", at=now_text())])
     page = text(client.get(anywhere).get_data(as_text=True))
     assert "Algebra sprint" in page and "1 of 3" in page
+
+
+def test_a_badge_reward_is_named_after_the_claim(
+    client: FlaskClient, db: Database, tenant: TenantHandle
+) -> None:
+    from tests.widgets.test_instructor import EXAMPLE
+    from workers.rulesets import read_document, store_version
+
+    document = read_document(EXAMPLE.read_text())
+    document["quests"].append(
+        {
+            "id": "first-lesson",
+            "name": "First lesson today",
+            "period": "daily",
+            "objectives": [{"count": 1, "of": {"on": "lesson.completed"}}],
+            "reward": {"badge": "perfectionist"},
+        }
+    )
+    with db.session() as session:
+        store_version(session, tenant.id, document, course=None, actor="t")
+    ingest(client, tenant, [event("l1", actor="ada", at=now_text())])
+    pid = player_id(client, tenant, "ada")
+    path, token = embed(client, tenant, player_id=pid, widget="quests")
+    page = text(client.get(path).get_data(as_text=True))
+    assert "Reward: badge Perfectionist" in page
+    today = datetime.now(UTC).date().isoformat()
+    claimed = client.post(
+        "/widgets/quests/claim", data={"token": token, "quest": "first-lesson", "period": today}
+    )
+    assert claimed.status_code == 303
+    shown = text(client.get(claimed.headers["Location"]).get_data(as_text=True))
+    assert "Reward claimed: badge Perfectionist." in shown
+    badges = client.get(f"/api/v1/players/{pid}/badges", headers=tenant.auth).get_json()
+    assert "perfectionist" in str(badges)
