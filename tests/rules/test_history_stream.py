@@ -47,7 +47,8 @@ def test_streamed_history_equals_parsed_canonical_events(client, db, ctx, tenant
             for row in session.scalars(select(InboxEvent).where(InboxEvent.tenant_id == tenant.id))
         }
         streamed = list(_history(session, tenant.id, since=None, course=None))
-        assert len(streamed) == len(EVENTS) == len(stored)
+        only = list(_history(session, tenant.id, since=None, course="course-1"))
+    assert len(streamed) == len(EVENTS) == len(stored)
     for inbox_id, _player, decoded in streamed:
         assert decoded == stored[inbox_id]
         assert from_stored(stored[inbox_id].to_dict()) == stored[inbox_id]
