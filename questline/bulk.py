@@ -14,7 +14,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam
+from sqlalchemy import BigInteger, ColumnElement, Table, Text, any_, bindparam, cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
 
@@ -93,7 +93,10 @@ def id_in(column: Any, ids: list[int], postgres: bool) -> ColumnElement[bool]:
     constant SQL text (prepared once per connection), where an IN-list renders, and psycopg
     re-parses, one placeholder per id on every execute. SQLite keeps the IN-list."""
     if postgres:
-        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
+        # Sent as the array's text form: psycopg dumps a list element by element in Python,
+        # which measured slower than the server parsing '{1,2,3}'.
+        literal = "{" + ",".join(str(int(i)) for i in ids) + "}"
+        return column == any_(cast(bindparam(None, literal, type_=Text), ARRAY(BigInteger)))  # type: ignore[no-any-return]
     return column.in_(ids)  # type: ignore[no-any-return]
 
 

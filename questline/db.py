@@ -49,6 +49,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # Hot statements take id lists as one array parameter and psycopg prepares them after a
+    # few runs; a generic plan cannot see the array, and measured choosing to scan a tenant's
+    # whole ledger instead of its (tenant, player) index. Custom plans cost little here.
+    kwargs.setdefault("connect_args", {"options": "-c plan_cache_mode=force_custom_plan"})
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)

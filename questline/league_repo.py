@@ -13,7 +13,21 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from engine.leagues import (
@@ -24,6 +38,7 @@ from engine.leagues import (
     place,
     previous_week,
 )
+from questline.bulk import id_in
 from questline.league_models import (
     League,
     LeagueCohort,
@@ -35,6 +50,11 @@ from questline.league_models import (
 from questline.models import Tenant, XpLedger
 
 COURSE_PREFIX = "course:"
+
+
+def _in_ids(session: Session, column: Any, ids: Iterable[int]) -> Any:
+    """``column IN ids`` with one array parameter on PostgreSQL (``questline.bulk.id_in``)."""
+    return id_in(column, list(ids), session.get_bind().dialect.name == "postgresql")
 
 
 def league_config(league: League) -> LeagueConfig:
@@ -78,25 +98,43 @@ def windowed_xp(
     windows whose [start, end) holds its ``created_at``. Only positive totals are returned.
     """
     earliest = min(w.start for w in windows.values())
-    columns = [
-        func.sum(
-            case(
-                (
-                    and_(XpLedger.created_at >= w.start, XpLedger.created_at < w.end),
-                    XpLedger.amount,
-                ),
-                else_=0,
+
+    def sums(amount: Any, created: Any) -> list[Any]:
+        return [
+            func.sum(case((and_(created >= w.start, created < w.end), amount), else_=0))
+            for w in windows.values()
+        ]
+
+    if player_ids is not None and session.get_bind().dialect.name == "postgresql":
+        # Per player through its (tenant, player) index, whatever the planner believes: with
+        # stale statistics (a young table) it chose to read the tenant's whole ledger for an
+        # "= ANY(ids)" filter. LATERAL makes the per-player index probe the only plan.
+        literal = "{" + ",".join(str(int(p)) for p in player_ids) + "}"
+        wanted = select(
+            func.unnest(cast(bindparam("ids", literal, type_=Text), ARRAY(BigInteger))).label("pid")
+        ).subquery("w")
+        rows = (
+            select(XpLedger.course, XpLedger.amount, XpLedger.created_at)
+            .where(
+                XpLedger.tenant_id == tenant_id,
+                XpLedger.player_id == wanted.c.pid,
+                XpLedger.created_at >= earliest,
             )
+            .lateral("l")
         )
-        for w in windows.values()
-    ]
-    query = (
-        select(XpLedger.player_id, XpLedger.course, *columns)
-        .where(XpLedger.tenant_id == tenant_id, XpLedger.created_at >= earliest)
-        .group_by(XpLedger.player_id, XpLedger.course)
-    )
-    if player_ids is not None:
-        query = query.where(XpLedger.player_id.in_(list(player_ids)))
+        query = (
+            select(wanted.c.pid, rows.c.course, *sums(rows.c.amount, rows.c.created_at))
+            .select_from(wanted.join(rows, true()))
+            .group_by(wanted.c.pid, rows.c.course)
+        )
+    else:
+        query = (
+            select(XpLedger.player_id, XpLedger.course, *sums(XpLedger.amount, XpLedger.created_at))
+            .where(XpLedger.tenant_id == tenant_id, XpLedger.created_at >= earliest)
+            .group_by(XpLedger.player_id, XpLedger.course)
+        )
+        if player_ids is not None:
+            query = query.where(XpLedger.player_id.in_(list(player_ids)))
     kinds = list(windows)
     out: dict[WindowKind, dict[str, dict[int, int]]] = {k: defaultdict(dict) for k in kinds}
     for pid, course, *sums in session.execute(query):
@@ -137,7 +175,7 @@ def groups_of(
         PlayerGroup.tenant_id == tenant_id
     )
     if player_ids is not None:
-        query = query.where(PlayerGroup.player_id.in_(list(player_ids)))
+        query = query.where(_in_ids(session, PlayerGroup.player_id, player_ids))
     out: dict[int, list[str]] = defaultdict(list)
     for pid, group in session.execute(query):
         out[int(pid)].append(str(group))
@@ -189,7 +227,7 @@ def league_xp(
         .group_by(XpLedger.player_id)
     )
     if player_ids is not None:
-        query = query.where(XpLedger.player_id.in_(list(player_ids)))
+        query = query.where(_in_ids(session, XpLedger.player_id, player_ids))
     return {int(pid): int(xp or 0) for pid, xp in session.execute(query)}
 
 
@@ -244,7 +282,7 @@ def memberships(
         LeagueMembership.week == week,
     )
     if player_ids is not None:
-        query = query.where(LeagueMembership.player_id.in_(list(player_ids)))
+        query = query.where(_in_ids(session, LeagueMembership.player_id, player_ids))
     return {int(p): int(c) for p, c in session.execute(query)}
 
 
@@ -388,7 +426,7 @@ def join(
     by_tier: dict[int, list[int]] = defaultdict(list)
     for pid, tier in session.execute(
         select(LeaguePlayer.player_id, LeaguePlayer.tier).where(
-            LeaguePlayer.league_id == league.id, LeaguePlayer.player_id.in_(wanted)
+            LeaguePlayer.league_id == league.id, _in_ids(session, LeaguePlayer.player_id, wanted)
         )
     ):
         by_tier[max(0, min(int(tier), len(config.tiers) - 1))].append(int(pid))
