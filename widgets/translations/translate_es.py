@@ -134,6 +134,103 @@ ES = {
     ),
     "%(done)s of %(total)s items completed": "%(done)s de %(total)s elementos completados",
     "No scored or completed items yet.": "Aún no hay elementos puntuados ni completados.",
+    # Instructor pages: rules, analytics (and the badge shelf's Open Badge link).
+    "The last %(window)s hold %(total)s events, more than this page replays (%(limit)s): choose a shorter window, or ask an administrator to run `questline rules simulate`.": (  # noqa: E501
+        "Los últimos %(window)s contienen %(total)s eventos, más de los que esta página "
+        "reproduce (%(limit)s): elige un periodo más corto o pide a un administrador que "
+        "ejecute `questline rules simulate`."
+    ),
+    "Retro would replay %(total)s events, more than this page does (%(limit)s): activate without retro, and ask an administrator to run `questline rules load --retro`.": (  # noqa: E501
+        "La retroactividad reproduciría %(total)s eventos, más de los que esta página hace "
+        "(%(limit)s): activa sin retroactividad y pide a un administrador que ejecute "
+        "`questline rules load --retro`."
+    ),
+    "Open Badge:": "Open Badge:",
+    "Instructor dashboard": "Panel del docente",
+    "Rules": "Reglas",
+    "Analytics": "Analítica",
+    "all courses": "todos los cursos",
+    "Streak ends within (hours)": "La racha termina en (horas)",
+    "Inactive for (days)": "Inactivo durante (días)",
+    "Update": "Actualizar",
+    "Learners at risk": "Estudiantes en riesgo",
+    ("Streak ends within %(hours)s hour: %(num)s", "Streak ends within %(hours)s hours: %(num)s"): (
+        "La racha termina en %(hours)s hora: %(num)s",
+        "La racha termina en %(hours)s horas: %(num)s",
+    ),
+    "Streaks at risk": "Rachas en riesgo",
+    "Hours left": "Horas restantes",
+    "Nobody right now.": "Nadie por ahora.",
+    ("Inactive for %(days)s day or more: %(num)s", "Inactive for %(days)s days or more: %(num)s"): (
+        "Inactivos %(days)s día o más: %(num)s",
+        "Inactivos %(days)s días o más: %(num)s",
+    ),
+    "Inactive learners": "Estudiantes inactivos",
+    "Last active": "Última actividad",
+    ("%(num)s day ago", "%(num)s days ago"): ("hace %(num)s día", "hace %(num)s días"),
+    "never": "nunca",
+    "Showing the %(shown)s longest inactive.": (
+        "Se muestran los %(shown)s inactivos desde hace más tiempo."
+    ),
+    "XP distribution": "Distribución de XP",
+    "course XP": "XP del curso",
+    "As a table": "Como tabla",
+    "Players": "Participantes",
+    "Badges earned": "Insignias obtenidas",
+    "Learners": "Estudiantes",
+    "No badges earned yet.": "Aún no se ha obtenido ninguna insignia.",
+    "Economy health": "Salud de la economía",
+    "Coins minted": "Monedas emitidas",
+    "Coins spent": "Monedas gastadas",
+    "In circulation": "En circulación",
+    "Spent of minted": "Gastado de lo emitido",
+    "Last 30 days: %(minted)s minted, %(spent)s spent.": (
+        "Últimos 30 días: %(minted)s emitidas, %(spent)s gastadas."
+    ),
+    "Source": "Origen",
+    "Minted": "Emitidas",
+    "Spent": "Gastadas",
+    "Coins are tenant-wide: these are the coins of this course\u2019s players.": (
+        "Las monedas son de toda la organización: estas son las de los participantes de este curso."
+    ),
+    "Version %(version)s is active.": "La versión %(version)s está activa.",
+    "Version %(version)s is active and history was re-scored.": (
+        "La versión %(version)s está activa y se volvió a puntuar el historial."
+    ),
+    "Active version: %(version)s.": "Versión activa: %(version)s.",
+    "This course has no rule set of its own yet: the tenant rules apply. Rules you add here apply on top of them.": (  # noqa: E501
+        "Este curso aún no tiene reglas propias: se aplican las de la organización. Las reglas "
+        "que añadas aquí se aplican además de ellas."
+    ),
+    "The built-in default rules apply.": "Se aplican las reglas predeterminadas.",
+    "Rule set (YAML)": "Reglas (YAML)",
+    "No errors.": "Sin errores.",
+    "Errors": "Errores",
+    "line": "línea",
+    ("%(num)s error", "%(num)s errors"): ("%(num)s error", "%(num)s errores"),
+    "Validation": "Validación",
+    "Check": "Comprobar",
+    "Simulate over the last": "Simular sobre los últimos",
+    "Simulate": "Simular",
+    "Activate": "Activar",
+    "From now on (new events only)": "Desde ahora (solo eventos nuevos)",
+    "With retro: re-score past events under the new rules": (
+        "Con retroactividad: volver a puntuar los eventos pasados con las nuevas reglas"
+    ),
+    "Save and activate": "Guardar y activar",
+    "Simulation": "Simulación",
+    "%(events)s events of %(players)s players replayed (last %(window)s); %(changed)s players would change.": (  # noqa: E501
+        "%(events)s eventos de %(players)s participantes reproducidos (últimos %(window)s); "
+        "cambiarían %(changed)s participantes."
+    ),
+    "XP now": "XP ahora",
+    "XP after": "XP después",
+    "Change": "Cambio",
+    "level %(before)s → %(after)s": "nivel %(before)s → %(after)s",
+    "Showing the %(shown)s largest changes.": "Se muestran los %(shown)s cambios mayores.",
+    "Versions": "Versiones",
+    "Version %(version)s": "Versión %(version)s",
+    "active": "activa",
 }
 
 
