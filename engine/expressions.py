@@ -13,6 +13,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 MAX_LENGTH = 200
 MAX_EXPONENT = 10.0
@@ -56,6 +57,11 @@ class Expression:
     source: str
     names: frozenset[str]
     _run: Node = field(compare=False, repr=False)
+
+    @cached_property
+    def ordered_names(self) -> tuple[str, ...]:
+        """The names the formula uses, sorted (as its explanation lists them)."""
+        return tuple(sorted(self.names))
 
     def evaluate(self, env: Env) -> float:
         """The value for ``env`` (every name the formula uses must be present)."""

@@ -24,6 +24,24 @@ FORMULA_NAMES = frozenset({"score", "passed", "duration"})
 MAX_POINTS = 1_000_000
 MAX_FACTOR = 10.0
 
+# Explanations print scores and formula results with ``:g``; formatting a float is one of the
+# dearest steps of an award, and the same few values (scores to two decimals, typical
+# results) recur, so the texts are kept. Bounded: cleared when it grows past the limit.
+_G_TEXT: dict[float, str] = {}
+_G_LIMIT = 65_536
+
+
+def g_text(value: float) -> str:
+    """``f"{value:g}"``, remembered (not for zero: 0.0 and -0.0 are one key but two texts)."""
+    if not value:
+        return f"{value:g}"
+    text = _G_TEXT.get(value)
+    if text is None:
+        if len(_G_TEXT) >= _G_LIMIT:
+            _G_TEXT.clear()
+        text = _G_TEXT[value] = f"{value:g}"
+    return text
+
 
 @dataclass(frozen=True)
 class Conditions:
@@ -63,7 +81,7 @@ class Conditions:
             score = event.result.score
             if score is None or score < self.score_at_least:
                 return None
-            out.append(f"score {score:g} >= {self.score_at_least:g}")
+            out.append(f"score {g_text(score)} >= {g_text(self.score_at_least)}")
         if self.passed is not None:
             if event.result.passed is not self.passed:
                 return None
@@ -137,14 +155,14 @@ class XpRule:
             except EvaluationError:
                 return 0, None
             amount = max(0, min(MAX_POINTS, round(value)))
-            inputs = ", ".join(f"{n} {env[n]:g}" for n in sorted(self.formula.names))
-            return amount, f"{self.formula.source} = {value:g}" + (
+            inputs = ", ".join(f"{n} {g_text(env[n])}" for n in self.formula.ordered_names)
+            return amount, f"{self.formula.source} = {g_text(value)}" + (
                 f" with {inputs}" if inputs else ""
             )
         amount = self.points_for(event.result.score)
         if self.per_score:
             score = event.result.score if event.result.score is not None else 0.0
-            return amount, f"{self.points} x score {score:g}"
+            return amount, f"{self.points} x score {g_text(score)}"
         return amount, None
 
 
