@@ -217,7 +217,8 @@ class _Run:
     rules: RuleBook
     # One working state per player, updated in place (engine/state.py): a replay owns them.
     working: dict[int, WorkingState] = field(default_factory=dict)
-    xp: dict[tuple[int, str], int] = field(default_factory=dict)  # (inbox id, rule) -> XP
+    # (inbox id, rule) -> XP; kept by retro runs only (keep_rows)
+    xp: dict[tuple[int, str], int] = field(default_factory=dict)
     xp_rows: dict[tuple[int, str], tuple[int, XpAwarded, ActivityEvent]] = field(
         default_factory=dict
     )
@@ -236,11 +237,13 @@ class _Run:
         working = self.working.get(pid)
         if working is None:
             working = self.working[pid] = WorkingState()
-        # Only a retro run writes rows, so only it needs the explanations.
-        for d in evaluate_into(event, working, self.rules, zone, explain=self.keep_rows):
+        keep = self.keep_rows
+        # Only a retro run writes rows, so only it needs the explanations and the XP per
+        # (event, rule); a simulation compares the final states and the badges.
+        for d in evaluate_into(event, working, self.rules, zone, explain=keep):
             if isinstance(d, XpAwarded):
-                self.xp[(inbox_id, d.rule_id)] = d.amount
-                if self.keep_rows:
+                if keep:
+                    self.xp[(inbox_id, d.rule_id)] = d.amount
                     self.xp_rows[(inbox_id, d.rule_id)] = (pid, d, event)
             elif isinstance(d, BadgeAwarded):
                 self.badges[pid].setdefault((d.badge_id, d.course or "*", d.tier), (inbox_id, d))
