@@ -216,7 +216,14 @@ def fragment(
             view["items"] = data.feed(session, tenant_id, player, limit=params.items)
         if name == "streak":
             view["nudges_off"] = nudges.nudges_off(session, tenant_id, player_id)
-        nudge = nudges.nudge_for(session, tenant_id, player, now=now, locked=view.get("locked"))
+        nudge = nudges.nudge_for(
+            session,
+            tenant_id,
+            player,
+            now=now,
+            locked=view.get("locked"),
+            league=view.get("league"),
+        )
         html = _render(f"widgets/_{name}.html", **view)
         if nudge is not None:
             banner = _render("widgets/_nudge.html", nudge=nudge, token=token, name=name)

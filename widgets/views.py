@@ -223,7 +223,7 @@ def refusal_message(code: str) -> str:
 
 @bp.post("/widgets/nudges")
 def nudge_preference() -> Any:
-    """The learner's own switch for the nudge banners (streak at risk, a badge one step away)."""
+    """The learner's own switch for the nudge banners (streak, league zone, a badge near)."""
     grant, token = _learner()
     off, back = request.form.get("off"), request.form.get("back", "streak")
     if off not in ("0", "1"):

@@ -231,6 +231,9 @@ ES = {
     "Versions": "Versiones",
     "Version %(version)s": "Versión %(version)s",
     "active": "activa",
+    "You are in the %(tier)s demotion zone with %(hours)s h left: %(xp)s XP lifts you to safety.": (
+        "Estás en la zona de descenso de %(tier)s y quedan %(hours)s h: %(xp)s XP te ponen a salvo."
+    ),
 }
 
 
