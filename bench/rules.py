@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.evaluate import PlayerState, evaluate
+from engine.evaluate import PlayerState, WorkingState, evaluate, evaluate_into
 from engine.events import ActivityEvent, parse_event
 from engine.rules import RuleSet, parse_rules
 
@@ -151,26 +151,42 @@ def calibrate() -> float:
 
 
 def bench_engine(n: int, shape: str = "dense") -> None:
+    """Both ways the engine is driven: ``evaluate`` (pure, frozen states: what the worker
+    does) and ``evaluate_into`` (one working state per player updated in place: what a replay
+    does), then the latter without explanations (what ``rules simulate`` does)."""
     types = SPREAD_TYPES if shape == "spread" else TYPES
     print(f"calibration: a 3M-iteration loop took {calibrate():.2f} s of CPU")
     rules: RuleSet = parse_rules(fifty_rules(types))
     events: list[ActivityEvent] = [parse_event(e) for e in synthetic(n, types=types)]
-    states: dict[str, PlayerState] = {}
-    decisions = 0
-    began, cpu = time.perf_counter(), time.process_time()
-    for event in events:
-        actor = event.actor.id or ""
-        found, states[actor] = evaluate(event, states.get(actor, PlayerState()), rules, "UTC")
-        decisions += len(found)
-    took, cpu = time.perf_counter() - began, time.process_time() - cpu
-    # CPU time is what one core spent on the work; on a shared machine the wall time also
-    # counts the time other processes held the core. Both are printed.
-    print(
-        f"engine ({shape}, {len(types)} event types): {n} events, 50 XP rules + 4 badges + "
-        f"1 quest, {len(states)} players: "
-        f"wall {took:.2f} s = {n / took:,.0f} events/s; CPU {cpu:.2f} s = {n / cpu:,.0f} "
-        f"events/s per core; {decisions} decisions"
-    )
+    for mode in ("evaluate", "evaluate_into", "evaluate_into, explain=False"):
+        states: dict[str, PlayerState] = {}
+        working: dict[str, WorkingState] = {}
+        decisions = 0
+        began, cpu = time.perf_counter(), time.process_time()
+        if mode == "evaluate":
+            for event in events:
+                actor = event.actor.id or ""
+                found, states[actor] = evaluate(
+                    event, states.get(actor, PlayerState()), rules, "UTC"
+                )
+                decisions += len(found)
+        else:
+            explain = mode == "evaluate_into"
+            for event in events:
+                actor = event.actor.id or ""
+                state = working.get(actor)
+                if state is None:
+                    state = working[actor] = WorkingState()
+                decisions += len(evaluate_into(event, state, rules, "UTC", explain=explain))
+        took, cpu = time.perf_counter() - began, time.process_time() - cpu
+        # CPU time is what one core spent on the work; on a shared machine the wall time also
+        # counts the time other processes held the core. Both are printed.
+        print(
+            f"engine {mode} ({shape}, {len(types)} event types): {n} events, 50 XP rules + "
+            f"4 badges + 1 quest, {len(states) or len(working)} players: "
+            f"wall {took:.2f} s = {n / took:,.0f} events/s; CPU {cpu:.2f} s = "
+            f"{n / cpu:,.0f} events/s per core; {decisions} decisions"
+        )
 
 
 def bench_simulate(url: str, n: int, keep: bool, tenant: int | None = None) -> None:

@@ -114,6 +114,13 @@ def _compile(node: ast.AST, allowed: frozenset[str], used: set[str]) -> Node:
         right = _compile(node.right, allowed, used)
         if isinstance(node.op, ast.Pow):
             return _power(left, right)
+        # A constant side (``60 * score``) is read once here, not called per evaluation.
+        if isinstance(node.left, ast.Constant):
+            constant = left({})
+            return lambda env: op(constant, right(env))
+        if isinstance(node.right, ast.Constant):
+            constant = right({})
+            return lambda env: op(left(env), constant)
         return lambda env: op(left(env), right(env))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         spec = _FUNCTIONS.get(node.func.id)
@@ -123,6 +130,12 @@ def _compile(node: ast.AST, allowed: frozenset[str], used: set[str]) -> Node:
         if node.keywords or not least <= len(node.args) <= most:
             raise InvalidExpression(f"{node.func.id}() takes {least} to {most} arguments")
         args = [_compile(arg, allowed, used) for arg in node.args]
+        if len(args) == 1:  # round, floor, ceil, abs: no argument tuple to build per call
+            (only,) = args
+            return lambda env: float(fn(only(env)))
+        if len(args) == 2:
+            first, second = args
+            return lambda env: float(fn(first(env), second(env)))
         return lambda env: float(fn(*(a(env) for a in args)))
     raise InvalidExpression(f"`{ast.unparse(node)}` is not allowed in a formula")
 

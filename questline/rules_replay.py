@@ -9,13 +9,14 @@ candidate, and compares the two: XP per player, badges granted or no longer earn
 Comparing two replays (rather than a replay with the ledger) keeps the comparison fair when the
 window starts mid-history: caps, first-time rules and badge tallies start empty on both sides.
 
-``retro_apply`` replays the whole history under the active rules and makes the ledger agree:
+``retro_apply`` replays the whole history under the active rules and makes the books agree:
 for each (event, rule) it appends the difference between the replayed XP and what the ledger
 holds for that pair (original rows plus earlier adjustments), so a second run appends nothing.
-Badges the replay earns and the player never held are awarded; coins the replay earns and the
-ledger lacks are credited. Nothing is taken back automatically except XP (a re-score can lower
-XP); revoking a badge stays an admin's decision (``POST .../revoke``). Streaks and inventory
-are not recomputed.
+Badges the replay earns and the player never held are awarded; badges in force that rules
+earned from events and the replay no longer earns are revoked with a reason (and restored by a
+later retro that earns them again). Rule coins are credited or clawed back per award through
+the append-only currency ledger, never below zero: coins already spent are forgiven, and the
+award counts as settled (docs/rules.md). Streaks and inventory are not recomputed.
 """
 
 from __future__ import annotations
