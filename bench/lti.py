@@ -145,6 +145,7 @@ def client(mode: str, args: tuple[Any, ...], trips: int, rate: float, start: flo
     if mode == "closed":
         while time.perf_counter() < start:
             time.sleep(0.001)
+    cpu_started = time.process_time()  # the round trips' CPU, not the interpreter's start-up
     for i in range(trips):
         due = start + i / rate if mode == "open" else time.perf_counter()
         delay = due - time.perf_counter()
@@ -158,12 +159,20 @@ def client(mode: str, args: tuple[Any, ...], trips: int, rate: float, start: flo
         if failure:
             failures[failure] = failures.get(failure, 0) + 1
         latencies.append(time.perf_counter() - due)
-    out.put((trips - sum(failures.values()), latencies, time.perf_counter(), failures))
+    out.put(
+        (
+            trips - sum(failures.values()),
+            latencies,
+            time.perf_counter(),
+            failures,
+            time.process_time() - cpu_started,
+        )
+    )
 
 
 def run(
     mode: str, shared: tuple[Any, ...], trips: int, clients: int, rate: float
-) -> tuple[int, list[float], float, dict[str, int]]:
+) -> tuple[int, list[float], float, dict[str, int], float]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     start = time.perf_counter() + 2.0  # perf_counter is system-wide on Linux (CLOCK_MONOTONIC)
@@ -188,7 +197,23 @@ def run(
     ok = sum(r[0] for r in results)
     if ok + sum(failures.values()) != sent:
         failures["unaccounted"] = sent - ok - sum(failures.values())
-    return ok, [x for r in results for x in r[1]], ended - start, failures
+    client_cpu = sum(r[4] for r in results)
+    return ok, [x for r in results for x in r[1]], ended - start, failures, client_cpu
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every process in a process group (gunicorn's master and workers:
+    ``questline serve`` runs in its own session), read from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def _postgres_cpu_seconds(url: str) -> float:
@@ -401,16 +426,24 @@ def main() -> int:
     failed = False
     try:
         run("closed", shared, 100, args.clients, 0)  # warm: imports, pools, JWKS
-        ok, lats, elapsed, failures = run("closed", shared, trips, args.clients, 0)
+        server_cpu = _group_cpu_seconds(server.pid)
+        pg_cpu = _postgres_cpu_seconds(url)
+        ok, lats, elapsed, failures, client_cpu = run("closed", shared, trips, args.clients, 0)
+        server_cpu = _group_cpu_seconds(server.pid) - server_cpu
+        pg_cpu = _postgres_cpu_seconds(url) - pg_cpu
         closed = {
             "trips": trips, "ok": ok, "failures": failures, "per_s": round(len(lats) / elapsed),
             "p50_ms": round(percentile(lats, 50) * 1000, 1),
             "p99_ms": round(percentile(lats, 99) * 1000, 1),
+            # CPU per round trip: gunicorn (master + workers), PostgreSQL backends, clients.
+            "server_cpu_ms": round(server_cpu / trips * 1000, 2),
+            "postgres_cpu_ms": round(pg_cpu / trips * 1000, 2),
+            "client_cpu_ms": round(client_cpu / trips * 1000, 2),
         }  # fmt: skip
         print("closed", json.dumps(closed), flush=True)
         n = int(args.rate * seconds)
         n -= n % args.clients
-        ok_open, lats, _, failures = run("open", shared, n, args.clients, args.rate)
+        ok_open, lats, _, failures, _ = run("open", shared, n, args.clients, args.rate)
         opened = {
             "rate": args.rate, "trips": n, "ok": ok_open, "failures": failures,
             "p50_ms": round(percentile(lats, 50) * 1000, 1),

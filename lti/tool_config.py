@@ -43,6 +43,7 @@ class JwksCache:
         self.refetch_interval = refetch_interval
         self.fetches = 0
         self._lock = threading.Lock()
+        self._fetching = threading.Lock()
         self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
         # Parsed keys by (url, kid, alg), valid for the entry (fetch time) they came from.
         self._parsed: dict[tuple[str, str, str], tuple[float, Any]] = {}
@@ -76,9 +77,16 @@ class JwksCache:
             age = now - entry[0]
             if age < self.ttl and not (refresh and age >= self.refetch_interval):
                 return entry[1]
-        keys = self._fetch(url)
-        with self._lock:
-            self._entries[url] = (time.monotonic(), keys)
+        # One fetch at a time: the threads of a worker that all miss (start-up, a rotation)
+        # wait for the first one's answer instead of each fetching the same set.
+        with self._fetching:
+            with self._lock:
+                entry = self._entries.get(url)
+            if entry is not None and entry[0] > now:  # fetched while this thread waited
+                return entry[1]
+            keys = self._fetch(url)
+            with self._lock:
+                self._entries[url] = (time.monotonic(), keys)
         return keys
 
     def _fetch(self, url: str) -> dict[str, Any]:

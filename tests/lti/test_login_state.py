@@ -3,6 +3,7 @@ a deployment removed from the database is refused at the next launch."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -93,3 +94,31 @@ def test_a_state_cannot_be_used_twice(lti_world: LtiWorld) -> None:
     response = post_form(browser, again)
     assert response.status_code == 401
     assert reason_of(response.text) == "nonce_replayed"
+
+
+def test_platform_keys_are_fetched_once_and_parsed_once() -> None:
+    """Threads of a worker that miss together share one fetch; the key object is reused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lti1p3platform.registration import Registration
+    from werkzeug.wrappers import Response
+
+    from lti.tool_config import JwksCache
+    from tests.lti.platform import platform_private_key, public_pem, serve
+
+    jwk = Registration.get_jwk(public_pem(platform_private_key()))
+    fetches: list[int] = []
+
+    def app(environ: dict, start_response: object) -> object:
+        fetches.append(1)
+        body = json.dumps({"keys": [jwk]})
+        return Response(body, content_type="application/json")(environ, start_response)  # type: ignore[arg-type]
+
+    cache = JwksCache()
+    with serve(app) as url, ThreadPoolExecutor(max_workers=8) as pool:
+        keys = list(pool.map(lambda _: cache.public_key(url, jwk["kid"], "RS256"), range(8)))
+        assert len(fetches) == 1
+        assert all(k is keys[0] for k in keys) and keys[0] is not None
+        assert cache.public_key(url, "unknown-kid", "RS256") is None
+        assert cache.public_key(url, jwk["kid"], "RS512") is None  # the key is for RS256
+        assert len(fetches) == 1
