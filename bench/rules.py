@@ -150,20 +150,34 @@ def calibrate() -> float:
     return time.process_time() - began
 
 
-def bench_engine(n: int, shape: str = "dense") -> None:
+def bench_engine(n: int, shape: str = "dense", reference: bool = False) -> None:
     """Both ways the engine is driven: ``evaluate`` (pure, frozen states: what the worker
     does) and ``evaluate_into`` (one working state per player updated in place: what a replay
-    does), then the latter without explanations (what ``rules simulate`` does)."""
+    does), then the latter without explanations (what ``rules simulate`` does). With
+    ``reference``, first the engine before it was compiled (tests/engine/reference_engine.py),
+    for a before/after in one run."""
     types = SPREAD_TYPES if shape == "spread" else TYPES
     print(f"calibration: a 3M-iteration loop took {calibrate():.2f} s of CPU")
     rules: RuleSet = parse_rules(fifty_rules(types))
     events: list[ActivityEvent] = [parse_event(e) for e in synthetic(n, types=types)]
-    for mode in ("evaluate", "evaluate_into", "evaluate_into, explain=False"):
+    modes = ["evaluate", "evaluate_into", "evaluate_into, explain=False"]
+    if reference:
+        modes.insert(0, "reference (old engine)")
+    for mode in modes:
         states: dict[str, PlayerState] = {}
         working: dict[str, WorkingState] = {}
         decisions = 0
         began, cpu = time.perf_counter(), time.process_time()
-        if mode == "evaluate":
+        if mode.startswith("reference"):
+            from tests.engine.reference_engine import reference_evaluate
+
+            for event in events:
+                actor = event.actor.id or ""
+                found, states[actor] = reference_evaluate(
+                    event, states.get(actor, PlayerState()), rules, "UTC"
+                )
+                decisions += len(found)
+        elif mode == "evaluate":
             for event in events:
                 actor = event.actor.id or ""
                 found, states[actor] = evaluate(
@@ -314,10 +328,11 @@ def main() -> None:
     parser.add_argument("--shape", choices=["dense", "spread"], default="dense")
     parser.add_argument("--database", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the seeded tenant")
+    parser.add_argument("--reference", action="store_true", help="engine: time the old one too")
     parser.add_argument("--tenant", type=int, default=None, help="reuse a kept tenant's events")
     args = parser.parse_args()
     if args.what == "engine":
-        bench_engine(args.events, args.shape)
+        bench_engine(args.events, args.shape, args.reference)
     else:
         if not args.database:
             parser.error("simulate needs --database URL")
