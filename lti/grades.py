@@ -124,7 +124,7 @@ def queue_progress(
     if player_ids is not None:
         query = query.where(LtiCourseMember.player_id.in_(player_ids))
     goal = float(course.ags_goal_xp)
-    last = _last_scores(session, course.id)
+    last = _last_scores(session, course.id, player_ids)
     count = 0
     members = session.execute(query).all()
     if course.ags_measure == "badges":
@@ -152,14 +152,19 @@ def queue_progress(
     return count
 
 
-def _last_scores(session: Session, course_id: int) -> dict[int, tuple[float, float]]:
-    """Each learner's most recent score that is sent or on its way (not given up on): the same
-    progress is not posted twice."""
+def _last_scores(
+    session: Session, course_id: int, player_ids: list[int] | None = None
+) -> dict[int, tuple[float, float]]:
+    """Each learner's (or only ``player_ids``') most recent score that is sent or on its way
+    (not given up on): the same progress is not posted twice. A launch asks for one learner,
+    not the whole course's history."""
     latest = (
         select(func.max(LtiScorePost.id))
         .where(LtiScorePost.course_id == course_id, LtiScorePost.status != "dead")
         .group_by(LtiScorePost.player_id)
     )
+    if player_ids is not None:
+        latest = latest.where(LtiScorePost.player_id.in_(player_ids))
     rows = session.execute(
         select(LtiScorePost.player_id, LtiScorePost.score_given, LtiScorePost.score_maximum).where(
             LtiScorePost.id.in_(latest)

@@ -292,3 +292,26 @@ def test_a_badge_set_completed_can_be_the_grade(lti_world: LtiWorld) -> None:
         assert queue_all(session, datetime.now(UTC)) == 1
     assert _deliver(lti_world, datetime.now(UTC)).sent == 1  # type: ignore[attr-defined]
     assert (platform.scores[-1]["scoreGiven"], platform.scores[-1]["scoreMaximum"]) == (3.0, 5.0)
+
+
+def test_a_launch_queues_only_its_learners_changed_progress(lti_world: LtiWorld) -> None:
+    """On a launch only that learner's last score is consulted (not the whole course's)."""
+    from lti.grades import enable, queue_progress
+
+    platform = lti_world.platform
+    platform.add_user("learner-2", "Lee Two", [LEARNER])
+    for sub in ("learner-1", "learner-2"):
+        assert platform.launch(lti_world.browser(), platform.users[sub]).status_code == 200
+    course = _course(lti_world)
+    with lti_world.db.session() as session:
+        assert enable(session, session.get(LtiCourse, course.id), 500, datetime.now(UTC)) == 2  # type: ignore[arg-type]
+    with lti_world.db.session() as session:
+        first, second = session.scalars(
+            select(Player.id).where(Player.tenant_id == lti_world.tenant_id).order_by(Player.id)
+        ).all()
+        row = session.get(LtiCourse, course.id)
+        assert row is not None
+        assert queue_progress(session, row, [first], datetime.now(UTC)) == 0  # unchanged
+        session.execute(update(Player).where(Player.id == second).values(xp=250))
+        assert queue_progress(session, row, [first], datetime.now(UTC)) == 0
+        assert queue_progress(session, row, [second], datetime.now(UTC)) == 1
