@@ -4,24 +4,48 @@ PostgreSQL with real threads: every row stored once, each request told exactly w
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
 from questline.db import Database
 from questline.group_insert import GroupInserter
 from questline.ingest import IngestReport, store_events, validate_items
-from tests.conftest import event, new_tenant
+from questline.models import Tenant
+from tests.conftest import TenantHandle, event, new_tenant
 
 
 def _rows(keys: list[str], source: str = "api") -> list[dict[str, Any]]:
-    return [
-        {"source": source, "event_key": key, "event_type": "lesson.completed", "raw": "{}",
-         "canonical": {"id": key}, "occurred_at": datetime(2026, 11, 23, tzinfo=UTC)}
-        for key in keys
-    ]  # fmt: skip
+    """Inbox rows as store_events builds them, with a real canonical form."""
+    rows = []
+    for key in keys:
+        canonical = event(key, actor="group-insert-test")
+        canonical["occurred_at"] = "2026-11-23T10:00:00+00:00"
+        rows.append(
+            {"source": source, "event_key": key, "event_type": "lesson.completed",
+             "raw": "{}", "canonical": canonical,
+             "occurred_at": datetime(2026, 11, 23, 10, tzinfo=UTC)}
+        )  # fmt: skip
+    return rows
+
+
+@pytest.fixture
+def tenants(committed_db: Database) -> Iterator[Callable[[], TenantHandle]]:
+    """Tenants that really commit, deleted afterwards with every row they own (a committed
+    inbox row left behind would be drained by other tests' inline pipelines)."""
+    made: list[int] = []
+
+    def make() -> TenantHandle:
+        handle = new_tenant(committed_db)
+        made.append(handle.id)
+        return handle
+
+    yield make
+    with committed_db.session() as session:
+        session.execute(delete(Tenant).where(Tenant.id.in_(made)))
 
 
 def _stored(db: Database, tenant_id: int) -> list[str]:
@@ -33,10 +57,10 @@ def _stored(db: Database, tenant_id: int) -> list[str]:
 
 
 def test_concurrent_requests_share_statements_and_each_learns_what_was_new(
-    committed_db: Database,
+    committed_db: Database, tenants: Callable[[], TenantHandle]
 ) -> None:
-    tenant = new_tenant(committed_db)
-    other = new_tenant(committed_db)
+    tenant = tenants()
+    other = tenants()
     inserter = GroupInserter(committed_db.direct)  # type: ignore[arg-type]
     results: dict[int, list[tuple[int, str, str]]] = {}
     barrier = threading.Barrier(16)
@@ -69,9 +93,9 @@ def test_concurrent_requests_share_statements_and_each_learns_what_was_new(
 
 
 def test_a_refused_batch_is_retried_per_request_so_others_keep_their_rows(
-    committed_db: Database,
+    committed_db: Database, tenants: Callable[[], TenantHandle]
 ) -> None:
-    tenant = new_tenant(committed_db)
+    tenant = tenants()
     inserter = GroupInserter(committed_db.direct)  # type: ignore[arg-type]
     good = _rows(["fine-1"])
     bad = _rows(["x" * 300])  # longer than event_key's 255: PostgreSQL refuses the statement
@@ -98,9 +122,9 @@ def test_a_refused_batch_is_retried_per_request_so_others_keep_their_rows(
 
 
 def test_store_events_through_the_writer_reports_accepted_and_duplicates(
-    committed_db: Database,
+    committed_db: Database, tenants: Callable[[], TenantHandle]
 ) -> None:
-    tenant = new_tenant(committed_db)
+    tenant = tenants()
     report = IngestReport()
     items = [event("a"), event("b"), event("a")]
     valid = validate_items(items, report)
@@ -118,9 +142,9 @@ def test_store_events_through_the_writer_reports_accepted_and_duplicates(
 
 @pytest.mark.parametrize("threads", [1, 8])
 def test_many_threads_many_requests_nothing_lost_nothing_twice(
-    committed_db: Database, threads: int
+    committed_db: Database, tenants: Callable[[], TenantHandle], threads: int
 ) -> None:
-    tenant = new_tenant(committed_db)
+    tenant = tenants()
     inserter = committed_db.direct.group()  # type: ignore[union-attr]
     assert inserter is committed_db.direct.group()  # type: ignore[union-attr]
     accepted: list[str] = []

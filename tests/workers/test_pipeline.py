@@ -140,7 +140,7 @@ def test_failures_back_off_then_land_in_the_dead_letter_list(ctx, db, tenant):
 
 
 def test_one_poison_event_does_not_block_the_batch(ctx, db, tenant):
-    ingest(db, tenant, event("good-1"), event("poison"), event("good-2"))
+    ingest(db, tenant, event("good-1"), event("poison"), event("no-actor"), event("good-2"))
     with db.session() as session:
         # A row whose stored canonical form no longer parses can never succeed.
         session.execute(
@@ -148,9 +148,15 @@ def test_one_poison_event_does_not_block_the_batch(ctx, db, tenant):
             .where(InboxEvent.event_key == "poison")
             .values(canonical={"id": "poison", "type": "???"})
         )
+        # Well formed but nobody to credit: the fast read-back falls through to validation.
+        headless = {**event("no-actor"), "occurred_at": "2026-11-20T10:00:00+00:00"}
+        del headless["actor"]
+        session.execute(
+            update(InboxEvent).where(InboxEvent.event_key == "no-actor").values(canonical=headless)
+        )
     stats = ctx.pipeline.drain()
-    assert stats.applied == 2 and stats.dead == 1
-    assert statuses(db, tenant) == {"applied": 2, "failed": 1}
+    assert stats.applied == 2 and stats.dead == 2
+    assert statuses(db, tenant) == {"applied": 2, "failed": 2}
 
 
 def test_reconcile_rebuilds_lost_and_drifted_boards(ctx, db, tenant):
