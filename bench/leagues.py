@@ -185,11 +185,52 @@ def bench_joins(db, league_id: int, ids: list[int], threads: int) -> float:
     return time.perf_counter() - started
 
 
+def bench_joins_and_report(
+    db, pids: set[int], league_id: int, ids: list[int], threads: int
+) -> None:
+    pg0, cpu0 = backend_cpu(pids), time.process_time()
+    elapsed = bench_joins(db, league_id, ids, threads)
+    join_cpu = (time.process_time() - cpu0, backend_cpu(pids) - pg0)
+    with db.sessions() as session:
+        cohorts, full, members = session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE size = 30), sum(size)"
+                " FROM league_cohorts WHERE league_id = :l"
+            ),
+            {"l": league_id},
+        ).one()
+    print(
+        f"joins: {len(ids):,} in {elapsed:.1f}s = {len(ids) / elapsed:,.0f}/s "
+        f"({threads} threads); {cohorts:,} cohorts, {full:,} full, {members:,} seats;"
+        f" CPU per 1,000 joins: bench process {join_cpu[0] * 1000 / len(ids) * 1000:.0f} ms,"
+        f" PostgreSQL {join_cpu[1] * 1000 / len(ids) * 1000:.0f} ms"
+    )
+
+
+def reopen(db) -> tuple[int, int, list[int]]:
+    """``--reuse``: the last run's database, its week set back to open (tiers, results, events
+    and messages of a previous close removed) so the reads and the rollover run again."""
+    with db.session() as session:
+        tenant_id, league_id = session.execute(text("SELECT tenant_id, id FROM leagues")).one()
+        session.execute(text("UPDATE league_weeks SET status = 'open', closed_at = NULL"))
+        session.execute(
+            text("UPDATE league_players SET tier_week = NULL WHERE tier_week IS NOT NULL")
+        )
+        session.execute(text("DELETE FROM league_results"))
+        session.execute(text("DELETE FROM inbox_events WHERE source = 'league'"))
+        session.execute(text("DELETE FROM webhook_outbox"))
+        ids = [int(r[0]) for r in session.execute(text("SELECT player_id FROM league_memberships"))]
+    return int(tenant_id), int(league_id), ids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--players", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reads", type=int, default=5000)
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip seeding and joins: rerun reads and rollover"
+    )
     args = parser.parse_args()
 
     from questline import create_app
@@ -203,26 +244,17 @@ def main() -> None:
     from workers.pipeline import Pipeline
     from workers.queue import InlineDispatcher
 
-    t0 = time.perf_counter()
-    reset()
-    tenant_id, league_id, ids = seed(args.players)
-    print(f"seeded {len(ids):,} players in {time.perf_counter() - t0:.1f}s")
-
     db = Database(URL)
-    elapsed = bench_joins(db, league_id, ids, args.threads)
-    with db.sessions() as session:
-        cohorts, full, members = session.execute(
-            text(
-                "SELECT count(*), count(*) FILTER (WHERE size = 30), sum(size)"
-                " FROM league_cohorts WHERE league_id = :l"
-            ),
-            {"l": league_id},
-        ).one()
-    print(
-        f"joins: {len(ids):,} in {elapsed:.1f}s = {len(ids) / elapsed:,.0f}/s "
-        f"({args.threads} threads); {cohorts:,} cohorts, {full:,} full, {members:,} seats"
-    )
-
+    pids = track_backends(db)
+    if args.reuse:
+        tenant_id, league_id, ids = reopen(db)
+        print(f"reusing {len(ids):,} seated players; the week reopened")
+    else:
+        t0 = time.perf_counter()
+        reset()
+        tenant_id, league_id, ids = seed(args.players)
+        print(f"seeded {len(ids):,} players in {time.perf_counter() - t0:.1f}s")
+        bench_joins_and_report(db, pids, league_id, ids, args.threads)
     client = redis.Redis.from_url(REDIS_URL)
     store = LeagueStore(client, PREFIX)
     started = time.perf_counter()
@@ -239,7 +271,6 @@ def main() -> None:
     rng = random.Random(6)
     headers = {"Authorization": f"Bearer {key}"}
     app.get(f"/api/v1/leagues/standings?player={ids[0]}", headers=headers)  # warm caches
-    pids = track_backends(db)
     sample = [rng.choice(ids) for _ in range(args.reads)]
     for label in ("cold", "warm"):
         samples = []
