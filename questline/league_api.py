@@ -443,8 +443,7 @@ def windowed_board(kind: str, board: str) -> Any:
         validate_board(board)
     except UnknownBoard:
         raise NotFound(
-            f"no board {board!r}: boards are 'tenant', 'course:<course id>' and"
-            " 'group:<group id>'"
+            f"no board {board!r}: boards are 'tenant', 'course:<course id>' and 'group:<group id>'"
         ) from None
     limit = cast(int, _int_arg("limit", 10, 1, 100))
     anonymise = _flag("anonymise")
