@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from questline.db import DirectWriter
 
 Row = dict[str, Any]
@@ -71,6 +73,14 @@ def _document(requests: list[_Request]) -> str:
         ],
         separators=(",", ":"),
     )
+
+
+def insert_rows(
+    conn: Connection, tenant_id: int, received_at: datetime, rows: list[Row]
+) -> list[Inserted]:
+    """The same insert for one request on a SQLAlchemy connection (a session's transaction)."""
+    returned = conn.exec_driver_sql(_INSERT, (_document([_Request(tenant_id, received_at, rows)]),))
+    return [(inbox_id, source, key) for inbox_id, _tenant, source, key in returned]
 
 
 class GroupInserter:

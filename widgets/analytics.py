@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, render_template
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from questline.api import ctx
-from questline.errors import BadRequest, Forbidden
+from questline.api import _int_arg, ctx
+from questline.errors import Forbidden
 from questline.models import Player, PlayerBadge, PlayerCourseStats, Tenant
 from questline.rules_models import CurrencyLedger
 from widgets.nudge_scan import StreakRisk, streaks_at_risk
@@ -122,8 +122,7 @@ def xp_histogram(session: Session, grant: EmbedGrant) -> Histogram:
     }
     top = int(max(counts)) if counts else 0
     bins = [
-        (start + i * width, start + (i + 1) * width - 1, counts.get(i, 0))
-        for i in range(top + 1)
+        (start + i * width, start + (i + 1) * width - 1, counts.get(i, 0)) for i in range(top + 1)
     ]
     return Histogram(bins, int(total))
 
@@ -200,15 +199,8 @@ def economy(
 
 
 def _option(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
+    value = _int_arg(name, default, low, high)  # 400 naming the parameter when out of range
+    assert value is not None
     return value
 
 

@@ -4,14 +4,10 @@ the close runs again."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -23,48 +19,16 @@ from questline.league_models import League, LeagueResult, LeagueWeek
 from questline.league_repo import league_config
 from questline.league_rewards import finished_payload, outbound_key
 from tests.leagues.test_close import GRACE, seed_week, store
+from tests.webhooks.helpers import Receiver, serve_receiver, verify_standard
 from webhooks.models import WebhookOutbox
 from webhooks.outbound import deliver_due, subscribe
 from workers.leagues import close_due_weeks
 
 
-class Receiver:
-    """A loopback endpoint that answers 204 and keeps every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    """Standard Webhooks, written from the spec (not our signer)."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return f"v1,{expected}" in headers["webhook-signature"].split(" ")
+    with serve_receiver() as running:
+        yield running
 
 
 def test_each_member_gets_one_signed_league_finished_delivery(
@@ -126,7 +90,7 @@ def test_each_member_gets_one_signed_league_finished_delivery(
     assert len(receiver.requests) == 5
     got: dict[int, dict[str, Any]] = {}
     for headers, body in receiver.requests:
-        assert _verify(secret, headers, body)
+        assert verify_standard(secret, headers, body)
         message = json.loads(body)
         assert message["type"] == "league.finished"
         got[message["data"]["player_id"]] = message["data"]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +78,46 @@ def standard_headers(
 def basic(user: str, password: str) -> dict:
     blob = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {blob}", "X-Experience-API-Version": "1.0.3"}
+
+
+class Receiver:
+    """A loopback HTTP endpoint that answers the next statuses in ``plan`` and keeps requests."""
+
+    def __init__(self) -> None:
+        self.plan: list[int] = []
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(outer.plan.pop(0) if outer.plan else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+
+
+@contextmanager
+def serve_receiver() -> Iterator[Receiver]:
+    """A running ``Receiver``, shut down afterwards."""
+    r = Receiver()
+    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield r
+    finally:
+        r.server.shutdown()
+        r.server.server_close()
+
+
+def verify_standard(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The Standard Webhooks check written from the spec, independent of our signer."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return f"v1,{expected}" in headers["webhook-signature"].split(" ")

@@ -3,15 +3,10 @@ Webhooks to a real HTTP server on loopback, retried with backoff, every attempt 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +17,7 @@ from engine.decisions import BadgeAwarded, LevelReached, StreakUpdated, XpAwarde
 from questline.db import Database
 from questline.settings import Settings
 from tests.conftest import TenantHandle
+from tests.webhooks.helpers import Receiver, serve_receiver, verify_standard
 from webhooks.jobs import flag_key, wake_delivery
 from webhooks.models import WebhookOutbox
 from webhooks.outbound import (
@@ -38,44 +34,10 @@ from webhooks.outbound import (
 from workers.context import Context, set_worker_context
 
 
-class Receiver:
-    """A loopback HTTP endpoint that answers the next statuses in ``plan`` and keeps requests."""
-
-    def __init__(self) -> None:
-        self.plan: list[int] = []
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(outer.plan.pop(0) if outer.plan else 204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    """The Standard Webhooks check written from the spec, independent of our signer."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return f"v1,{expected}" in headers["webhook-signature"].split(" ")
+    with serve_receiver() as running:
+        yield running
 
 
 def test_record_writes_in_the_callers_transaction_once_per_key(
@@ -160,7 +122,7 @@ def test_signed_delivery_retries_with_backoff_and_logs_every_attempt(
     ids = {headers["webhook-id"] for headers, _ in receiver.requests}
     assert len(ids) == 1  # the same message id on every retry: the receiver can dedupe
     for headers, body in receiver.requests:
-        assert _verify(secret, headers, body)
+        assert verify_standard(secret, headers, body)
         assert json.loads(body)["data"] == {"player_id": 7, "level": 3}
         assert json.loads(body)["type"] == "level.reached"
     with db.sessions() as session:
