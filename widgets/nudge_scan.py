@@ -365,4 +365,3 @@ def today_nudge(session: Session, tenant_id: int, player: Player, *, now: dateti
             NudgeSent.day == day,
         )
     )
-
