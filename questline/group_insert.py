@@ -101,16 +101,24 @@ class GroupInserter:
         mine = _Request(tenant_id, received_at, rows)
         with self._cond:
             self._queue.append(mine)
-            while self._leading and not mine.done:
-                self._cond.wait()
-            if not mine.done:
+        while True:
+            with self._cond:
+                while self._leading and not mine.done:
+                    self._cond.wait()
+                if mine.done:
+                    break
+                # Lead: the oldest queued requests, up to MAX_ROWS rows. Ours may be further
+                # back than that: then lead again until it has been served.
                 self._leading = True
                 batch, self._queue = self._take()
-        if not mine.done:
             try:
                 self._run(batch)
             finally:
                 with self._cond:
+                    for request in batch:
+                        if not request.done:  # the leader was interrupted mid-batch
+                            request.error = RuntimeError("the insert was interrupted; retry")
+                            request.done = True
                     self._leading = False
                     self._cond.notify_all()
         if mine.error is not None:

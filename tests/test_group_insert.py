@@ -165,3 +165,30 @@ def test_many_threads_many_requests_nothing_lost_nothing_twice(
     stored = _stored(committed_db, tenant.id)
     assert sorted(accepted) == stored  # each stored key was reported new exactly once
     assert len(stored) == min(150, threads * 40)
+
+
+def test_a_queue_longer_than_one_statement_serves_every_request(
+    committed_db: Database, tenants: Callable[[], TenantHandle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leader takes at most MAX_ROWS rows; a request queued further back must still be
+    served (by leading again), never answered with nothing."""
+    import questline.group_insert
+
+    monkeypatch.setattr(questline.group_insert, "MAX_ROWS", 3)
+    tenant = tenants()
+    inserter = GroupInserter(committed_db.direct)  # type: ignore[arg-type]
+    results: dict[int, list[str]] = {}
+    barrier = threading.Barrier(12)
+
+    def request(n: int) -> None:
+        barrier.wait()
+        got = inserter.insert(tenant.id, datetime.now(UTC), _rows([f"q{n}-a", f"q{n}-b"]))
+        results[n] = sorted(key for _id, _src, key in got)
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {n: [f"q{n}-a", f"q{n}-b"] for n in range(12)}
+    assert len(_stored(committed_db, tenant.id)) == 24
