@@ -257,6 +257,19 @@ def from_stored(data: Mapping[str, Any]) -> ActivityEvent:
     )
 
 
+def read_stored(data: Any) -> ActivityEvent:
+    """An inbox row's event: ``from_stored`` when the row holds the canonical form (every row
+    Questline wrote does), else validated in full. Raises ``InvalidEvent`` for a row that is
+    not a valid event, so a caller can give up on it for good."""
+    try:
+        event = from_stored(data)
+        if event.actor.id is not None or event.actor.email is not None:
+            return event
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass  # not the canonical form: validate it below
+    return parse_event(data)
+
+
 def _valid_zone(name: str) -> bool:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

@@ -8,12 +8,12 @@ the awards API: a player's badges, revoking one with a reason, the activity feed
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, jsonify, request
 
 from engine.rules import DEFAULT_RULES, InvalidRules, parse_rules
-from questline.api import authenticate, ctx
+from questline.api import _int_arg, authenticate, ctx
 from questline.errors import BadRequest, NotFound, QuestlineError, Unprocessable
 
 bp = Blueprint("rules_api", __name__, url_prefix="/api/v1")
@@ -257,12 +257,10 @@ def player_activity(player_id: int) -> Any:
     from questline.awards import activity
 
     tenant_id = authenticate()
-    raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise BadRequest("limit must be an integer between 1 and 200")
+    limit = cast(int, _int_arg("limit", 50, 1, 200))
     with ctx().db.sessions() as session:
         _player(session, tenant_id, player_id)
-        items = activity(session, tenant_id, player_id, limit=int(raw))
+        items = activity(session, tenant_id, player_id, limit=limit)
     return jsonify({"player_id": player_id, "items": items})
 
 
@@ -344,12 +342,10 @@ def player_wallet(player_id: int) -> Any:
     from questline.currency import wallet
 
     tenant_id = authenticate()
-    raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise BadRequest("limit must be an integer between 1 and 200")
+    limit = cast(int, _int_arg("limit", 50, 1, 200))
     with ctx().db.sessions() as session:
         _player(session, tenant_id, player_id)
-        found = wallet(session, tenant_id, player_id, limit=int(raw))
+        found = wallet(session, tenant_id, player_id, limit=limit)
     return jsonify(found)
 
 

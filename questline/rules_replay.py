@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from engine.decisions import BadgeAwarded, CurrencyAwarded, XpAwarded
 from engine.evaluate import WorkingState, evaluate_into
-from engine.events import ActivityEvent, Actor, InvalidEvent, Result, from_stored, parse_event
+from engine.events import ActivityEvent, Actor, InvalidEvent, Result, read_stored
 from engine.rules import RuleBook, parse_rules
 from engine.state import PlayerState
 from questline.currency import Credit, apply_credits, balances
@@ -56,11 +56,7 @@ def _decode(canonical: Any) -> ActivityEvent | None:
     """A stored canonical event; None when it cannot be read (it was applied once, so it parsed
     then; a rule change cannot fix it now)."""
     try:
-        return from_stored(canonical)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        pass
-    try:
-        return parse_event(canonical)
+        return read_stored(canonical)
     except InvalidEvent:
         return None
 

@@ -474,3 +474,19 @@ def test_invalid_event_is_a_value_error_with_serialisable_errors() -> None:
         parse_event(valid(id=None))
     assert isinstance(info.value, InvalidEvent)
     assert [e.as_dict() for e in info.value.errors] == [{"field": "id", "message": "is required"}]
+
+
+def test_read_stored_trusts_the_canonical_form_and_validates_anything_else() -> None:
+    from engine.events import InvalidEvent, parse_event, read_stored
+
+    event = parse_event(
+        {"id": "e1", "source": "api", "type": "quiz.submitted", "actor": {"id": "ada"},
+         "occurred_at": "2026-11-20T10:00:00Z", "result": {"score": 0.9, "passed": True}}
+    )  # fmt: skip
+    assert read_stored(event.to_dict()) == event
+    headless = event.to_dict()
+    del headless["actor"]
+    with pytest.raises(InvalidEvent):  # no one to credit: full validation refuses it
+        read_stored(headless)
+    with pytest.raises(InvalidEvent):
+        read_stored({"id": "poison", "type": "???"})
